@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Train the Rasa model only when data/, domain.yml, config.yml (or custom NLU components)
+# changed. Models are named by the hash of their inputs and cached outside the work tree, so
+# a fresh clone on the same machine (CI) reuses a model trained before.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${HOTLINE_MODEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hotline12345/models}"
+mkdir -p models "$CACHE"
+
+# The FAQ training data is generated from the knowledge base first (it is part of the hash).
+if [ -f scripts/gen_faq_nlu.py ]; then
+  .venv/bin/python scripts/gen_faq_nlu.py >/dev/null
+fi
+
+inputs=(domain.yml config.yml data)
+[ -d nlu_components ] && inputs+=(nlu_components)
+hash=$(find "${inputs[@]}" -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+model="models/${hash}.tar.gz"
+
+if [ ! -f "$model" ] && [ -f "$CACHE/${hash}.tar.gz" ]; then
+  cp "$CACHE/${hash}.tar.gz" "$model"
+fi
+if [ ! -f "$model" ]; then
+  echo "==> training Rasa model ${hash} (inputs changed)"
+  start=$(date +%s)
+  .venv-rasa/bin/rasa train --fixed-model-name "$hash" --out models --quiet
+  echo "==> trained in $(( $(date +%s) - start )) s"
+  cp "$model" "$CACHE/${hash}.tar.gz"
+else
+  echo "==> Rasa model ${hash} is up to date"
+fi
+ln -sfn "${hash}.tar.gz" models/current.tar.gz
