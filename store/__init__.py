@@ -1,0 +1,1 @@
+"""The work-order domain: models, lifecycle, tracking numbers, repositories and the bus."""

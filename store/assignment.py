@@ -1,0 +1,239 @@
+"""Who takes a hand-off: claim, auto-assign to the least-loaded online agent, reassign, expire,
+and the hand-off metrics kept for analytics (time to hand-off, wait, handling time, outcome)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store import agents, handoffs
+from store.models import Agent, Handoff, HandoffEvent, Message, utcnow
+
+DEFAULT_HANDLING = timedelta(minutes=3)
+MAX_AUTO_LOAD = 5  # auto-assign never gives an agent more open chats than this
+
+
+class HandoffTaken(RuntimeError):
+    """Another agent already owns this hand-off (or it is no longer open)."""
+
+    def __init__(self, handoff: Handoff) -> None:
+        super().__init__(f"hand-off {handoff.public_id} is {handoff.state}")
+        # Plain values: the instance expires when the transaction rolls back.
+        self.public_id = handoff.public_id
+        self.state = handoff.state
+
+
+async def load(
+    session: AsyncSession, public_id: str, *, for_update: bool = False
+) -> Handoff | None:
+    """A hand-off by public id; `for_update` locks the row on PostgreSQL."""
+    stmt = select(Handoff).where(Handoff.public_id == public_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def claim(session: AsyncSession, handoff: Handoff, agent: Agent) -> Handoff:
+    """An agent takes a pending hand-off; idempotent for the agent who already has it."""
+    if handoff.state == "assigned" and handoff.agent_id == agent.id:
+        return handoff
+    if handoff.state != "pending":
+        raise HandoffTaken(handoff)
+    return await handoffs.transition(
+        session, handoff, "assigned", f"agent:{agent.username}", agent_id=agent.id, note="claimed"
+    )
+
+
+async def reassign(
+    session: AsyncSession, handoff: Handoff, to_agent: Agent, actor: Agent
+) -> Handoff:
+    """A supervisor gives a pending or assigned hand-off to another agent."""
+    if handoff.state not in handoffs.OPEN_STATES:
+        raise handoffs.InvalidHandoffTransition(handoff.state, "assigned")
+    return await handoffs.transition(
+        session,
+        handoff,
+        "assigned",
+        f"agent:{actor.username}",
+        agent_id=to_agent.id,
+        note=f"reassigned to {to_agent.username}",
+    )
+
+
+async def auto_assign(
+    session: AsyncSession, now: datetime | None = None, max_load: int = MAX_AUTO_LOAD
+) -> list[Handoff]:
+    """Give pending hand-offs (oldest first) to the least-loaded online agents."""
+    assigned: list[Handoff] = []
+    for handoff in await handoffs.queue(session):
+        agent = await agents.least_loaded_online(session, now, max_load=max_load)
+        if agent is None:
+            break
+        await handoffs.transition(
+            session, handoff, "assigned", "system:auto_assign", agent_id=agent.id, note="auto"
+        )
+        assigned.append(handoff)
+    return assigned
+
+
+async def expire_stale(
+    session: AsyncSession, max_wait: timedelta, now: datetime | None = None
+) -> list[Handoff]:
+    """Expire pending hand-offs older than `max_wait`; returns those expired."""
+    now = now or utcnow()
+    stmt = select(Handoff).where(Handoff.state == "pending", Handoff.created_at < now - max_wait)
+    expired = []
+    for handoff in (await session.execute(stmt)).scalars():
+        await handoffs.transition(
+            session, handoff, "expired", "system:expiry", note=f"no agent within {max_wait}"
+        )
+        expired.append(handoff)
+    return expired
+
+
+async def average_handling(
+    session: AsyncSession, last: int = 50, default: timedelta = DEFAULT_HANDLING
+) -> timedelta:
+    """Mean handling time of the last `last` finished hand-offs an agent took."""
+    stmt = (
+        select(Handoff.assigned_at, Handoff.ended_at)
+        .where(Handoff.assigned_at.is_not(None), Handoff.ended_at.is_not(None))
+        .order_by(Handoff.ended_at.desc())
+        .limit(last)
+    )
+    spans = [(e - a) for a, e in (await session.execute(stmt)).all() if e >= a]
+    if not spans:
+        return default
+    return sum(spans, timedelta()) / len(spans)
+
+
+async def estimate_wait(session: AsyncSession, handoff: Handoff) -> tuple[int, timedelta]:
+    """(place in the queue, estimated wait = place × average handling time)."""
+    position = await handoffs.queue_position(session, handoff)
+    return position, (await average_handling(session)) * max(position, 1)
+
+
+@dataclass(frozen=True)
+class HandoffMetrics:
+    """Durations in seconds; None when that phase did not happen (yet)."""
+
+    handoff: str
+    reason: str
+    time_to_handoff: float | None
+    wait: float | None
+    handling: float | None
+    outcome: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return dict(self.__dict__)
+
+
+async def metrics(session: AsyncSession, handoff: Handoff) -> HandoffMetrics:
+    """Metrics of one hand-off from its events and the conversation's messages."""
+    events = list(
+        (
+            await session.execute(
+                select(HandoffEvent)
+                .where(HandoffEvent.handoff_id == handoff.id)
+                .order_by(HandoffEvent.id)
+            )
+        ).scalars()
+    )
+    opened = events[0].created_at if events else handoff.created_at
+    first_assigned = next((e.created_at for e in events if e.to_state == "assigned"), None)
+    ended = next((e for e in reversed(events) if e.to_state not in handoffs.OPEN_STATES), None)
+    # Time to hand-off: from the first citizen turn since the previous hand-off ended.
+    prev_end = (
+        await session.execute(
+            select(func.max(Handoff.ended_at)).where(
+                Handoff.conversation_id == handoff.conversation_id, Handoff.id < handoff.id
+            )
+        )
+    ).scalar_one()
+    first_stmt = select(func.min(Message.created_at)).where(
+        Message.conversation_id == handoff.conversation_id, Message.sender == "citizen"
+    )
+    if prev_end is not None:
+        first_stmt = first_stmt.where(Message.created_at > prev_end)
+    first_msg = (await session.execute(first_stmt)).scalar_one()
+
+    def secs(a: datetime | None, b: datetime | None) -> float | None:
+        return None if a is None or b is None else max((b - a).total_seconds(), 0.0)
+
+    wait_end = first_assigned or (ended.created_at if ended else None)
+    return HandoffMetrics(
+        handoff=handoff.public_id,
+        reason=handoff.reason,
+        time_to_handoff=secs(first_msg, opened),
+        wait=secs(opened, wait_end),
+        handling=secs(first_assigned, ended.created_at if ended else None),
+        outcome=ended.to_state if ended else None,
+    )
+
+
+async def summary(session: AsyncSession, since: datetime) -> dict[str, Any]:
+    """Aggregates for supervisors: counts by outcome and mean durations since `since`."""
+    stmt = select(Handoff).where(Handoff.created_at >= since).order_by(Handoff.id)
+    rows: Sequence[Handoff] = list((await session.execute(stmt)).scalars())
+    items = [await metrics(session, h) for h in rows]
+
+    def mean(values: list[float | None]) -> float | None:
+        vals = [v for v in values if v is not None]
+        return round(sum(vals) / len(vals), 1) if vals else None
+
+    outcomes: dict[str, int] = {}
+    for m in items:
+        key = m.outcome or "open"
+        outcomes[key] = outcomes.get(key, 0) + 1
+    return {
+        "count": len(items),
+        "outcomes": outcomes,
+        "mean_time_to_handoff": mean([m.time_to_handoff for m in items]),
+        "mean_wait": mean([m.wait for m in items]),
+        "mean_handling": mean([m.handling for m in items]),
+    }
+
+
+NOTICE_SENT = "_notice_sent"  # context flag: the citizen was already told their place
+
+
+async def handoff_notice(session: AsyncSession, handoff: Handoff, now: datetime) -> Any:
+    """The `Reply` telling a citizen about their new hand-off (place and wait, or an offer to
+    leave a message when nobody is on duty); marks the hand-off so the console's watcher does
+    not tell them twice. Settings come from the environment (`bot.settings.get_settings`)."""
+    from bot.console.notice import handoff_notice as build  # the text lives with the console
+
+    reply = await build(session, handoff, now)
+    mark_noticed(handoff)
+    return reply
+
+
+def mark_noticed(handoff: Handoff) -> None:
+    """Remember in the hand-off's context that the citizen has been told."""
+    handoff.context = {**(handoff.context or {}), NOTICE_SENT: True}
+
+
+def was_noticed(handoff: Handoff) -> bool:
+    """True if a notice was already sent for this hand-off."""
+    return bool((handoff.context or {}).get(NOTICE_SENT))
+
+
+LEAVE_MESSAGE_PAYLOAD = "/leave_message"
+
+
+async def leave_message_instead(session: AsyncSession, handoff: Handoff) -> bool:
+    """The citizen chose to leave a message (work order) instead of waiting: a *pending*
+    hand-off goes back to the bot so Rasa can run the work-order form. False if an agent already
+    has the chat (then the agent handles it)."""
+    if handoff.state != "pending":
+        return False
+    await handoffs.transition(
+        session, handoff, "returned_to_bot", "citizen", note="left a message instead of waiting"
+    )
+    return True

@@ -1,0 +1,213 @@
+"""Redis when REDIS_URL is set, else a single-process in-memory stand-in.
+
+Used for dedupe keys, rate limits, locks, short-lived values (link codes, cached replies) and
+pub/sub fan-out between gateway processes. Anything that must survive a crash goes to the
+database (outbox), never only here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+
+class LockTimeout(RuntimeError):
+    """A lock could not be taken in time."""
+
+
+class Bus(Protocol):
+    """What the gateway and the action server need from Redis."""
+
+    async def set_nx(self, key: str, value: str, ttl: float) -> bool:
+        """Set `key` only if absent; True if this call set it."""
+
+    async def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        """Set `key`, optionally expiring after `ttl` seconds."""
+
+    async def get(self, key: str) -> str | None:
+        """The value of `key`, or None."""
+
+    async def delete(self, key: str) -> None:
+        """Remove `key`."""
+
+    async def incr(self, key: str, ttl: float) -> int:
+        """Increment a counter that expires `ttl` seconds after its first increment."""
+
+    async def publish(self, topic: str, message: dict[str, Any]) -> None:
+        """Send `message` to every subscriber of `topic`."""
+
+    def subscribe(self, topic: str) -> AsyncIterator[dict[str, Any]]:
+        """Messages published to `topic` from now on."""
+
+    def lock(self, name: str, ttl: float = 10.0, wait: float = 10.0) -> Any:
+        """An async context manager holding a named lock."""
+
+    async def ping(self) -> bool:
+        """True if the backend answers."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+class MemoryBus:
+    """In-process implementation with the same semantics (expiry, NX, counters, pub/sub)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[str, float | None]] = {}
+        self._subs: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def _alive(self, key: str) -> str | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        value, expires = item
+        if expires is not None and expires <= time.monotonic():
+            del self._data[key]
+            return None
+        return value
+
+    async def set_nx(self, key: str, value: str, ttl: float) -> bool:
+        if self._alive(key) is not None:
+            return False
+        self._data[key] = (value, time.monotonic() + ttl)
+        return True
+
+    async def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        self._data[key] = (value, None if ttl is None else time.monotonic() + ttl)
+
+    async def get(self, key: str) -> str | None:
+        return self._alive(key)
+
+    async def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    async def incr(self, key: str, ttl: float) -> int:
+        current = self._alive(key)
+        if current is None:
+            self._data[key] = ("1", time.monotonic() + ttl)
+            return 1
+        value = int(current) + 1
+        self._data[key] = (str(value), self._data[key][1])
+        return value
+
+    async def publish(self, topic: str, message: dict[str, Any]) -> None:
+        for queue in list(self._subs[topic]):
+            queue.put_nowait(message)
+
+    async def subscribe(self, topic: str) -> AsyncIterator[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._subs[topic].add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._subs[topic].discard(queue)
+
+    @asynccontextmanager
+    async def lock(self, name: str, ttl: float = 10.0, wait: float = 10.0) -> AsyncIterator[None]:
+        lock = self._locks[name]
+        try:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the lock is granted, and the cancelled task runs on.
+            async with asyncio.timeout(wait):
+                await lock.acquire()
+        except TimeoutError as exc:
+            raise LockTimeout(name) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._data.clear()
+
+
+class RedisBus:
+    """Redis implementation (redis-py asyncio)."""
+
+    def __init__(self, url: str, prefix: str = "h12345:") -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.from_url(url, decode_responses=True)
+        self._prefix = prefix
+
+    def _k(self, key: str) -> str:
+        return self._prefix + key
+
+    async def set_nx(self, key: str, value: str, ttl: float) -> bool:
+        return bool(await self._redis.set(self._k(key), value, nx=True, px=int(ttl * 1000)))
+
+    async def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        await self._redis.set(self._k(key), value, px=None if ttl is None else int(ttl * 1000))
+
+    async def get(self, key: str) -> str | None:
+        return await self._redis.get(self._k(key))
+
+    async def delete(self, key: str) -> None:
+        await self._redis.delete(self._k(key))
+
+    async def incr(self, key: str, ttl: float) -> int:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(self._k(key))
+            pipe.pexpire(self._k(key), int(ttl * 1000), nx=True)
+            value, _ = await pipe.execute()
+        return int(value)
+
+    async def publish(self, topic: str, message: dict[str, Any]) -> None:
+        await self._redis.publish(self._k(topic), json.dumps(message, ensure_ascii=False))
+
+    async def subscribe(self, topic: str) -> AsyncIterator[dict[str, Any]]:
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(self._k(topic))
+        try:
+            async for item in pubsub.listen():
+                if item.get("type") == "message":
+                    yield json.loads(item["data"])
+        finally:
+            await pubsub.unsubscribe(self._k(topic))
+            await pubsub.aclose()
+
+    @asynccontextmanager
+    async def lock(self, name: str, ttl: float = 10.0, wait: float = 10.0) -> AsyncIterator[None]:
+        token = uuid.uuid4().hex
+        key = self._k("lock:" + name)
+        deadline = time.monotonic() + wait
+        while not await self._redis.set(key, token, nx=True, px=int(ttl * 1000)):
+            if time.monotonic() > deadline:
+                raise LockTimeout(name)
+            await asyncio.sleep(0.05)
+        try:
+            yield
+        finally:
+            # Release only our own lock (compare-and-delete).
+            await self._redis.eval(
+                "if redis.call('get', KEYS[1]) == ARGV[1] then "
+                "return redis.call('del', KEYS[1]) else return 0 end",
+                1,
+                key,
+                token,
+            )
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def create_bus(redis_url: str | None, prefix: str = "h12345:") -> Bus:
+    """Redis if a URL is given, else the in-memory stand-in."""
+    return RedisBus(redis_url, prefix) if redis_url else MemoryBus()

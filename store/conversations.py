@@ -1,0 +1,139 @@
+"""Citizens, their channel identities, conversations and stored messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import ChannelIdentity, Citizen, Conversation, Message, utcnow
+
+
+async def ensure_conversation(
+    session: AsyncSession, channel: str, external_id: str, display_name: str | None = None
+) -> Conversation:
+    """The conversation of (channel, external_id); creates citizen and identity on first contact."""
+    stmt = (
+        select(Conversation)
+        .join(ChannelIdentity, Conversation.channel_identity_id == ChannelIdentity.id)
+        .where(ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id)
+    )
+    conv = (await session.execute(stmt)).scalar_one_or_none()
+    if conv is not None:
+        return conv
+    try:
+        async with session.begin_nested():
+            citizen = Citizen()
+            identity = ChannelIdentity(
+                channel=channel, external_id=external_id, citizen=citizen, display_name=display_name
+            )
+            conv = Conversation(identity=identity)
+            session.add_all([citizen, identity, conv])
+            await session.flush()
+        return conv
+    except IntegrityError:
+        # Another process created it at the same moment: use theirs.
+        return (await session.execute(stmt)).scalar_one()
+
+
+async def conversation_by_public_id(session: AsyncSession, public_id: str) -> Conversation | None:
+    """Look a conversation up by Rasa's sender id."""
+    stmt = select(Conversation).where(Conversation.public_id == public_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def identity_of(session: AsyncSession, conversation: Conversation) -> ChannelIdentity:
+    """The channel identity a conversation belongs to."""
+    return await session.get_one(ChannelIdentity, conversation.channel_identity_id)
+
+
+async def store_inbound(
+    session: AsyncSession,
+    conversation: Conversation,
+    text: str,
+    channel_message_id: str | None,
+    payload: dict[str, Any] | None = None,
+) -> Message | None:
+    """Store what a citizen wrote; None if this channel message id was stored before."""
+    if channel_message_id:
+        stmt = select(Message.id).where(
+            Message.conversation_id == conversation.id,
+            Message.channel_message_id == channel_message_id,
+        )
+        if (await session.execute(stmt)).first() is not None:
+            return None
+    msg = Message(
+        conversation_id=conversation.id,
+        sender="citizen",
+        text=text,
+        payload=payload,
+        channel_message_id=channel_message_id,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(msg)
+            await session.flush()
+    except IntegrityError:
+        return None
+    conversation.last_message_at = utcnow()
+    identity = await identity_of(session, conversation)
+    identity.last_inbound_at = utcnow()
+    return msg
+
+
+async def store_outbound(
+    session: AsyncSession,
+    conversation_id: int,
+    sender: str,
+    text: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    agent_id: int | None = None,
+    internal: bool = False,
+) -> Message:
+    """Store a bot, agent or system message (or an agent's internal note)."""
+    msg = Message(
+        conversation_id=conversation_id,
+        sender=sender,
+        text=text,
+        payload=payload,
+        agent_id=agent_id,
+        internal=internal,
+        status="processed",
+    )
+    session.add(msg)
+    await session.flush()
+    return msg
+
+
+async def history(
+    session: AsyncSession, conversation_id: int, limit: int = 50, *, include_internal: bool = False
+) -> Sequence[Message]:
+    """The last `limit` messages of a conversation, oldest first."""
+    stmt = select(Message).where(Message.conversation_id == conversation_id)
+    if not include_internal:
+        stmt = stmt.where(Message.internal.is_(False))
+    stmt = stmt.order_by(Message.id.desc()).limit(limit)
+    rows = list((await session.execute(stmt)).scalars())
+    rows.reverse()
+    return rows
+
+
+def message_json(msg: Message) -> dict[str, Any]:
+    """A message as the widget and the console show it (text stays text; no HTML)."""
+    created: datetime = msg.created_at
+    return {
+        "id": msg.id,
+        "from": msg.sender,
+        "text": msg.text,
+        "buttons": (msg.payload or {}).get("buttons", []),
+        "link": (msg.payload or {}).get("link"),
+        "internal": msg.internal,
+        "intent": msg.intent,
+        "confidence": msg.confidence,
+        "ts": created.isoformat(),
+    }

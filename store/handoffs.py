@@ -1,0 +1,140 @@
+"""Hand-off to a human as one explicit state machine.
+
+pending → assigned → resolved; assigned → returned_to_bot; pending → expired (and a pending
+hand-off may be returned to the bot when the citizen chooses to leave a message instead).
+At most one open (pending or assigned) hand-off per conversation; every transition writes a
+HandoffEvent and an outbox row in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import Conversation, Handoff, HandoffEvent, utcnow
+from store.outbox import HANDOFF_CHANGED, emit
+
+OPEN_STATES = ("pending", "assigned")
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"assigned", "expired", "returned_to_bot"}),
+    "assigned": frozenset({"resolved", "returned_to_bot", "assigned"}),  # →assigned: reassign
+    "resolved": frozenset(),
+    "returned_to_bot": frozenset(),
+    "expired": frozenset(),
+}
+REASONS = ("request_human", "fallback", "rasa_down", "claimed")
+
+
+class InvalidHandoffTransition(ValueError):
+    """The requested state change is not allowed from the current state."""
+
+    def __init__(self, from_state: str, to_state: str) -> None:
+        super().__init__(f"hand-off cannot go from {from_state} to {to_state}")
+        self.from_state = from_state
+        self.to_state = to_state
+
+
+async def open_for(session: AsyncSession, conversation_id: int) -> Handoff | None:
+    """The open hand-off of a conversation, if any: then a human owns it and the bot is silent."""
+    stmt = select(Handoff).where(
+        Handoff.conversation_id == conversation_id, Handoff.state.in_(OPEN_STATES)
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def request(
+    session: AsyncSession,
+    conversation: Conversation,
+    reason: str,
+    context: dict[str, Any] | None = None,
+    actor: str = "bot",
+) -> Handoff:
+    """Open a hand-off, or return the one already open (idempotent)."""
+    existing = await open_for(session, conversation.id)
+    if existing is not None:
+        return existing
+    handoff = Handoff(
+        conversation_id=conversation.id, state="pending", reason=reason, context=context
+    )
+    try:
+        async with session.begin_nested():
+            session.add(handoff)
+            await session.flush()
+    except IntegrityError:
+        # Opened by another process at the same moment: that one is the open hand-off.
+        existing = await open_for(session, conversation.id)
+        if existing is None:
+            raise
+        return existing
+    _record(session, handoff, None, "pending", actor, reason)
+    return handoff
+
+
+async def transition(
+    session: AsyncSession,
+    handoff: Handoff,
+    to_state: str,
+    actor: str,
+    *,
+    agent_id: int | None = None,
+    note: str | None = None,
+) -> Handoff:
+    """Move a hand-off; raises InvalidHandoffTransition and changes nothing if not allowed."""
+    from_state = handoff.state
+    if to_state not in TRANSITIONS.get(from_state, frozenset()):
+        raise InvalidHandoffTransition(from_state, to_state)
+    handoff.state = to_state
+    if to_state == "assigned":
+        handoff.agent_id = agent_id
+        handoff.assigned_at = handoff.assigned_at or utcnow()
+    if to_state not in OPEN_STATES:
+        handoff.ended_at = utcnow()
+    await session.flush()
+    _record(session, handoff, from_state, to_state, actor, note)
+    return handoff
+
+
+async def queue(session: AsyncSession) -> Sequence[Handoff]:
+    """Pending hand-offs, oldest first."""
+    stmt = (
+        select(Handoff).where(Handoff.state == "pending").order_by(Handoff.created_at, Handoff.id)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def queue_position(session: AsyncSession, handoff: Handoff) -> int:
+    """1 for the oldest pending hand-off."""
+    stmt = select(func.count(Handoff.id)).where(
+        Handoff.state == "pending", Handoff.id <= handoff.id
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+def _record(
+    session: AsyncSession,
+    handoff: Handoff,
+    from_state: str | None,
+    to_state: str,
+    actor: str,
+    note: str | None,
+) -> None:
+    session.add(
+        HandoffEvent(
+            handoff_id=handoff.id, from_state=from_state, to_state=to_state, actor=actor, note=note
+        )
+    )
+    emit(
+        session,
+        HANDOFF_CHANGED,
+        {
+            "handoff": handoff.public_id,
+            "conversation_id": handoff.conversation_id,
+            "from": from_state,
+            "to": to_state,
+            "agent_id": handoff.agent_id,
+        },
+    )

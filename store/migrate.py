@@ -1,0 +1,53 @@
+"""`python -m store.migrate`: bring the database to the current schema and seed reference data."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(database_url: str) -> Config:
+    """Alembic config pointing at our migrations and `database_url`."""
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "store" / "migrations"))
+    cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def upgrade(database_url: str) -> None:
+    """`alembic upgrade head`."""
+    command.upgrade(alembic_config(database_url), "head")
+
+
+async def seed(database_url: str) -> None:
+    """Departments and the category taxonomy (idempotent)."""
+    from store.categories import seed_taxonomy
+    from store.db import Database
+
+    db = Database(database_url)
+    try:
+        async with db.session() as s:
+            await seed_taxonomy(s)
+    finally:
+        await db.close()
+
+
+def main() -> None:
+    """Migrate and seed the configured database."""
+    from bot.settings import get_settings
+
+    url = get_settings().database_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    upgrade(url)
+    asyncio.run(seed(url))
+    print("database ready")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Work-order repository: create (idempotent), find, list, delay, supervise, rate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from store import lifecycle
+from store.crypto import PersonalDataCipher, normalize_mobile
+from store.models import (
+    Category,
+    ChannelIdentity,
+    Citizen,
+    Conversation,
+    Rating,
+    WorkOrder,
+    WorkOrderEvent,
+    utcnow,
+)
+from store.tracking import new_tracking_no
+from store.workdays import add_working_days
+
+KINDS = ("report", "complain", "suggest")
+SCORES = ("satisfied", "basically_satisfied", "unsatisfied")
+SCORE_LABELS = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
+
+
+class InvalidWorkOrder(ValueError):
+    """The data given for a new work order is not acceptable (message is citizen-safe)."""
+
+
+def _loaded() -> list:
+    return [
+        selectinload(WorkOrder.events),
+        selectinload(WorkOrder.category),
+        selectinload(WorkOrder.department),
+    ]
+
+
+async def create_work_order(
+    session: AsyncSession,
+    cipher: PersonalDataCipher,
+    *,
+    conversation: Conversation | None,
+    kind: str,
+    category_code: str | None,
+    description: str,
+    location: str | None,
+    contact_name: str | None,
+    phone: str,
+    actor: str,
+    idempotency_key: str | None,
+    now: datetime | None = None,
+) -> WorkOrder:
+    """File a work order (status `received`) with its deadlines; the same key returns the same
+    order, so a retried action call or a double-clicked button creates one order."""
+    if idempotency_key:
+        existing = await _by_idempotency_key(session, idempotency_key)
+        if existing is not None:
+            return existing
+    mobile = normalize_mobile(phone)
+    if mobile is None:
+        raise InvalidWorkOrder("手机号码格式不正确")
+    if kind not in KINDS:
+        raise InvalidWorkOrder("工单类型不正确")
+    description = (description or "").strip()
+    if not description:
+        raise InvalidWorkOrder("请描述您反映的问题")
+    now = now or utcnow()
+    category = await _category(session, category_code)
+    identity_id, citizen_id = None, None
+    if conversation is not None:
+        identity = await session.get_one(ChannelIdentity, conversation.channel_identity_id)
+        identity_id, citizen_id = identity.id, identity.citizen_id
+    phone_hash = cipher.keyed_hash(mobile)
+    order = WorkOrder(
+        tracking_no=new_tracking_no(now.date()),
+        idempotency_key=idempotency_key,
+        status="received",
+        kind=kind,
+        category_id=category.id if category else None,
+        department_id=category.department_id if category else None,
+        citizen_id=citizen_id,
+        channel_identity_id=identity_id,
+        description=description[:4000],
+        location=(location or "").strip()[:500] or None,
+        contact_name_enc=cipher.encrypt(contact_name.strip()) if contact_name else None,
+        phone_enc=cipher.encrypt(mobile),
+        phone_hash=phone_hash,
+        response_due=add_working_days(now, category.response_days if category else 2),
+        result_due=add_working_days(now, category.result_days if category else 15),
+        created_at=now,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(order)
+            await session.flush()
+    except IntegrityError:
+        if idempotency_key:
+            existing = await _by_idempotency_key(session, idempotency_key)
+            if existing is not None:
+                return existing
+        raise
+    session.add(
+        WorkOrderEvent(work_order_id=order.id, kind="transition", actor=actor, to_status="received")
+    )
+    if citizen_id is not None:
+        await _remember_phone(session, cipher, citizen_id, mobile, phone_hash)
+    await session.flush()
+    return await by_id(session, order.id)
+
+
+async def _remember_phone(
+    session: AsyncSession,
+    cipher: PersonalDataCipher,
+    citizen_id: int,
+    mobile: str,
+    phone_hash: str,
+) -> None:
+    """The citizen's verified phone links their channels (and earlier orders) together."""
+    citizen = await session.get_one(Citizen, citizen_id)
+    if citizen.phone_hash is None:
+        citizen.phone_enc = cipher.encrypt(mobile)
+        citizen.phone_hash = phone_hash
+    try:
+        from store.links import link_by_verified_phone
+    except ImportError:  # linking not installed yet
+        return
+    await link_by_verified_phone(session, citizen_id, phone_hash)
+
+
+async def _category(session: AsyncSession, code: str | None) -> Category | None:
+    if not code:
+        return None
+    return (
+        await session.execute(select(Category).where(Category.code == code))
+    ).scalar_one_or_none()
+
+
+async def _by_idempotency_key(session: AsyncSession, key: str) -> WorkOrder | None:
+    stmt = select(WorkOrder.id).where(WorkOrder.idempotency_key == key)
+    found = (await session.execute(stmt)).scalar_one_or_none()
+    return await by_id(session, found) if found is not None else None
+
+
+async def by_id(session: AsyncSession, order_id: int) -> WorkOrder:
+    """An order with its events, category and department loaded."""
+    stmt = select(WorkOrder).where(WorkOrder.id == order_id).options(*_loaded())
+    stmt = stmt.execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def by_tracking_no(session: AsyncSession, tracking_no: str) -> WorkOrder | None:
+    """An order by its (normalised) tracking number."""
+    stmt = select(WorkOrder).where(WorkOrder.tracking_no == tracking_no).options(*_loaded())
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def orders_for_citizen(
+    session: AsyncSession, citizen_id: int, limit: int = 10
+) -> Sequence[WorkOrder]:
+    """A citizen's most recent orders (from every linked channel)."""
+    stmt = (
+        select(WorkOrder)
+        .where(WorkOrder.citizen_id == citizen_id)
+        .options(*_loaded())
+        .order_by(WorkOrder.created_at.desc(), WorkOrder.id.desc())
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def set_delay_reason(
+    session: AsyncSession, order: WorkOrder, reason: str, actor: str
+) -> None:
+    """Record why an order takes longer; the citizen sees it and is told."""
+    order.delay_reason = reason.strip()[:500]
+    session.add(WorkOrderEvent(work_order_id=order.id, kind="delay", actor=actor, note=reason))
+    await session.flush()
+    lifecycle.notify(session, order, "delay", reason, actor)
+
+
+async def flag_overdue(session: AsyncSession, now: datetime | None = None) -> list[str]:
+    """Flag open orders past their result deadline for 督办; returns their tracking numbers."""
+    now = now or utcnow()
+    stmt = select(WorkOrder).where(
+        WorkOrder.status.in_(lifecycle.OPEN_STATUSES),
+        WorkOrder.supervision.is_(False),
+        WorkOrder.result_due < now,
+    )
+    flagged = []
+    for order in (await session.execute(stmt)).scalars():
+        order.supervision = True
+        session.add(
+            WorkOrderEvent(
+                work_order_id=order.id,
+                kind="supervision",
+                actor="system",
+                note="超过办理时限，已转督办",
+            )
+        )
+        flagged.append(order.tracking_no)
+        lifecycle.notify(session, order, "supervision", None)
+    await session.flush()
+    return flagged
+
+
+async def rate(
+    session: AsyncSession, order: WorkOrder, score: str, actor: str, comment: str | None = None
+) -> WorkOrder:
+    """The citizen's 评价 after 办结; 不满意 reopens the order."""
+    if score not in SCORES:
+        raise InvalidWorkOrder("评价选项不正确")
+    if order.status == "resolved":
+        await lifecycle.transition(session, order, "callback", "system", "回访：请市民评价")
+    if order.status != "callback":
+        raise lifecycle.InvalidTransition(order.status, "closed")
+    session.add(Rating(work_order_id=order.id, score=score, comment=comment))
+    session.add(
+        WorkOrderEvent(work_order_id=order.id, kind="rating", actor=actor, note=SCORE_LABELS[score])
+    )
+    if score == "unsatisfied":
+        await lifecycle.transition(session, order, "reopened", actor, "市民不满意，工单重新办理")
+    else:
+        await lifecycle.transition(session, order, "closed", actor, SCORE_LABELS[score])
+    return await by_id(session, order.id)
