@@ -1,0 +1,1 @@
+"""Gateway of the 12345 omnichannel assistant: every public HTTP surface lives here."""

@@ -1,0 +1,250 @@
+"""Console sign-in: server-side sessions in the bus, role checks, CSRF and login throttling.
+
+The cookie holds only a random session id. The bus stores the session under an HMAC of that id
+(keyed with SESSION_SECRET), so logout deletes it for real and a leaked bus dump yields no
+usable cookie. Every write needs the session's CSRF token in the `X-CSRF-Token` header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from bot.keys import BUS, DB, SETTINGS
+from store import agents
+from store.models import Agent, AuditLog
+
+log = logging.getLogger(__name__)
+
+COOKIE = "h12345_console"
+CSRF_HEADER = "X-CSRF-Token"
+SESSION_TTL = 8 * 3600
+LOGIN_WINDOW = 15 * 60
+MAX_FAILS_PER_USER = 5
+MAX_FAILS_PER_IP = 30
+SESSION = web.AppKey("console_session_key", bytes)
+LOGOUT_EVENT = "_logout"
+REQUEST_SESSION = web.RequestKey("console_session", object)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class ConsoleSession:
+    """A signed-in console user as stored server-side."""
+
+    key: str
+    agent_id: int
+    username: str
+    display_name: str
+    role: str
+    csrf: str
+
+
+def error(status: int, message: str) -> web.Response:
+    """A JSON error with a short Chinese message for the console."""
+    return web.json_response({"error": message}, status=status)
+
+
+def init_secret(app: web.Application) -> None:
+    """Read SESSION_SECRET once at start-up (a random one, with a warning, when unset)."""
+    configured = app[SETTINGS].session_secret.get_secret_value()
+    if not configured:
+        log.warning("SESSION_SECRET is empty: console sessions end when this process stops")
+    app[SESSION] = (configured or secrets.token_urlsafe(32)).encode()
+
+
+def _secret(app: web.Application) -> bytes:
+    return app[SESSION]
+
+
+def _bus_key(app: web.Application, sid: str) -> str:
+    digest = hmac.new(_secret(app), sid.encode(), hashlib.sha256).hexdigest()
+    return f"console:session:{digest}"
+
+
+def _secure(app: web.Application) -> bool:
+    return app[SETTINGS].public_base_url.lower().startswith("https://")
+
+
+async def audit(request: web.Request, agent_id: int | None, action: str, target: str) -> None:
+    """Write one audit row in its own transaction."""
+    async with request.app[DB].session() as s:
+        s.add(AuditLog(agent_id=agent_id, action=action[:32], target=target[:128]))
+
+
+async def start_session(request: web.Request, response: web.Response, agent: Agent) -> str:
+    """Create a session for `agent`, set the cookie; returns the CSRF token."""
+    sid = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    key = _bus_key(request.app, sid)
+    data = ConsoleSession(key, agent.id, agent.username, agent.display_name, agent.role, csrf)
+    await request.app[BUS].set(key, json.dumps(asdict(data)), ttl=SESSION_TTL)
+    response.set_cookie(
+        COOKIE,
+        sid,
+        max_age=SESSION_TTL,
+        path="/console",
+        httponly=True,
+        samesite="Strict",
+        secure=_secure(request.app),
+    )
+    return csrf
+
+
+async def current(request: web.Request) -> ConsoleSession | None:
+    """The session of this request with the agent's current role, or None."""
+    sid = request.cookies.get(COOKIE)
+    if not sid or len(sid) > 128:
+        return None
+    key = _bus_key(request.app, sid)
+    raw = await request.app[BUS].get(key)
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    async with request.app[DB].session() as s:
+        agent = await s.get(Agent, int(data["agent_id"]))
+        if agent is None or not agent.active:
+            return None
+        # Roles and names are read fresh, so a demotion takes effect at once.
+        data.update(role=agent.role, display_name=agent.display_name, username=agent.username)
+    data["key"] = key
+    return ConsoleSession(**data)
+
+
+async def end_session(request: web.Request, session: ConsoleSession) -> None:
+    """Delete the server-side session (the cookie alone is worthless afterwards)."""
+    await request.app[BUS].delete(session.key)
+    # Open sockets of this session close at once (topic name as in bot.console.live).
+    await request.app[BUS].publish("console.private", {"type": LOGOUT_EVENT, "key": session.key})
+
+
+async def still_valid(app: web.Application, session: ConsoleSession) -> bool:
+    """True while the session exists (used by long-lived sockets)."""
+    return await app[BUS].get(session.key) is not None
+
+
+def allowed_origins(request: web.Request) -> set[str]:
+    """This request's own origin and the configured public origin."""
+    public = urlsplit(request.app[SETTINGS].public_base_url)
+    return {
+        f"{request.scheme}://{request.host}".lower(),
+        f"{public.scheme}://{public.netloc}".lower(),
+    }
+
+
+def origin_ok(request: web.Request) -> bool:
+    """Browsers send Origin on writes and sockets; when present it must be ours."""
+    origin = request.headers.get("Origin")
+    return origin is None or origin.lower() in allowed_origins(request)
+
+
+def requires(role: str = "agent", *, write: bool = False) -> Callable[[Handler], Handler]:
+    """Decorator: a signed-in user with at least `role`; writes also need CSRF and Origin."""
+
+    def decorate(handler: Handler) -> Handler:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            session = await current(request)
+            if session is None:
+                return error(401, "请先登录")
+            if not agents.role_at_least(session.role, role):
+                return error(403, "没有权限执行此操作")
+            if write:
+                token = request.headers.get(CSRF_HEADER, "")
+                if not token or not hmac.compare_digest(token.encode(), session.csrf.encode()):
+                    return error(403, "CSRF 校验失败，请刷新页面")
+                if not origin_ok(request):
+                    return error(403, "来源不被允许")
+            request[REQUEST_SESSION] = session
+            return await handler(request)
+
+        wrapped.__name__ = handler.__name__
+        wrapped.__doc__ = handler.__doc__
+        return wrapped
+
+    return decorate
+
+
+def session_of(request: web.Request) -> ConsoleSession:
+    """The session a `requires`-wrapped handler runs under."""
+    return request[REQUEST_SESSION]  # type: ignore[return-value]
+
+
+async def _json_body(request: web.Request) -> dict | None:
+    if request.content_type != "application/json":
+        return None
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def login(request: web.Request) -> web.Response:
+    """`POST /console/api/login {"username","password"}` → `{"agent", "csrf"}` + cookie."""
+    if not origin_ok(request):
+        return error(403, "来源不被允许")
+    body = await _json_body(request)
+    if body is None:
+        return error(400, "请求格式错误")
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or not username:
+        return error(400, "请输入用户名和密码")
+    username = username.strip()[:64]
+    bus = request.app[BUS]
+    user_key = f"console:login:fail:user:{username.lower()}"
+    ip_key = f"console:login:fail:ip:{request.remote or '-'}"
+    fails_user, fails_ip = await bus.get(user_key), await bus.get(ip_key)
+    if int(fails_user or 0) >= MAX_FAILS_PER_USER or int(fails_ip or 0) >= MAX_FAILS_PER_IP:
+        await audit(request, None, "login_locked", f"username:{username}")
+        return error(429, "登录失败次数过多，请15分钟后再试")
+    async with request.app[DB].session() as s:
+        agent = await agents.verify(s, username, password[:1024])
+    if agent is None:
+        await bus.incr(user_key, LOGIN_WINDOW)
+        await bus.incr(ip_key, LOGIN_WINDOW)
+        await audit(request, None, "login_failed", f"username:{username}")
+        return error(401, "用户名或密码错误")
+    await bus.delete(user_key)
+    response = web.json_response({})
+    csrf = await start_session(request, response, agent)
+    await audit(request, agent.id, "login", f"agent:{agent.username}")
+    response.text = json.dumps({"agent": agent_json(agent), "csrf": csrf}, ensure_ascii=False)
+    return response
+
+
+def agent_json(agent: Agent | ConsoleSession) -> dict:
+    """What the console knows about a user."""
+    agent_id = agent.agent_id if isinstance(agent, ConsoleSession) else agent.id
+    return {
+        "id": agent_id,
+        "username": agent.username,
+        "display_name": agent.display_name,
+        "role": agent.role,
+    }
+
+
+@requires("agent", write=True)
+async def logout(request: web.Request) -> web.Response:
+    """`POST /console/api/logout`: the session is deleted server-side."""
+    session = session_of(request)
+    await end_session(request, session)
+    await audit(request, session.agent_id, "logout", f"agent:{session.username}")
+    response = web.json_response({"ok": True})
+    response.del_cookie(COOKIE, path="/console")
+    return response
+
+
+@requires("agent")
+async def me(request: web.Request) -> web.Response:
+    """`GET /console/api/me` → the signed-in user and the CSRF token for writes."""
+    session = session_of(request)
+    return web.json_response({"agent": agent_json(session), "csrf": session.csrf})

@@ -1,0 +1,74 @@
+"""The only way the gateway talks to Rasa: its REST channel, on a private address."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from bot.messages import Reply
+
+
+class RasaUnavailable(RuntimeError):
+    """Rasa did not answer in time, answered with an error, or answered nothing."""
+
+
+class RasaClient:
+    """Sends one citizen turn to Rasa and returns its replies."""
+
+    def __init__(
+        self, base_url: str, http: aiohttp.ClientSession, timeout: float, token: str = ""
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = http
+        self.timeout = timeout
+        self._token = token
+
+    async def send(
+        self, sender: str, text: str, metadata: dict[str, Any] | None = None
+    ) -> list[Reply]:
+        """Replies for one turn; raises RasaUnavailable on timeout, error or an empty answer.
+
+        Rasa's REST channel swallows action errors and answers `[]`; every turn of our dialogue
+        utters something, so an empty list is treated as a failure.
+        """
+        body = {"sender": sender, "message": text, "metadata": metadata or {}}
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with self.http.post(
+                    f"{self.base_url}/webhooks/rest/webhook", json=body
+                ) as resp:
+                    if resp.status != 200:
+                        raise RasaUnavailable(f"HTTP {resp.status}")
+                    items = await resp.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            raise RasaUnavailable(type(exc).__name__) from exc
+        replies = [r for r in (Reply.from_rasa(i) for i in items or []) if r is not None]
+        if not replies:
+            raise RasaUnavailable("empty answer")
+        return replies
+
+    async def latest_parse(self, sender: str) -> dict[str, Any] | None:
+        """Intent and confidence of the last citizen turn, if Rasa's HTTP API is enabled."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with self.http.get(
+                    f"{self.base_url}/conversations/{sender}/tracker",
+                    params={"include_events": "NONE", "token": self._token},
+                ) as resp:
+                    if resp.status != 200:
+                        return None
+                    tracker = await resp.json()
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            return None
+        return tracker.get("latest_message")
+
+    async def ping(self) -> bool:
+        """True if Rasa answers and has a model loaded."""
+        try:
+            async with asyncio.timeout(2):
+                async with self.http.get(f"{self.base_url}/webhooks/rest/") as resp:
+                    return resp.status == 200
+        except (TimeoutError, aiohttp.ClientError):
+            return False

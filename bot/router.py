@@ -1,0 +1,198 @@
+"""Decides who answers a citizen's message: Rasa while the bot owns the conversation, a human
+agent while a hand-off is open. Every inbound message is stored before it is processed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from bot.channels.base import ChannelRegistry, DeliveryError
+from bot.messages import Button, InboundMessage, Reply
+from bot.rasa_client import RasaClient, RasaUnavailable
+from bot.text import clean_text, for_nlu
+from store import conversations, handoffs
+from store.assignment import leave_message_instead
+from store.bus import Bus
+from store.db import Database
+from store.models import Conversation, Message
+
+log = logging.getLogger(__name__)
+
+CONSOLE_TOPIC = "console"
+LEAVE_MESSAGE = "/leave_message"  # payload of the "留言登记工单" button
+# Answers some messages without Rasa (e.g. "绑定 123456"); None = not mine.
+Interceptor = Callable[[InboundMessage], Awaitable[list[Reply] | None]]
+APOLOGY = Reply(
+    text="抱歉，智能助手暂时无法回答。您的留言已保存，正在为您转接人工客服，请稍候。",
+    buttons=(Button("我要留言登记工单", "/report_problem"),),
+    sender="system",
+)
+
+
+def reply_payload(reply: Reply) -> dict[str, Any] | None:
+    """What is stored with a message besides its text."""
+    payload: dict[str, Any] = {}
+    if reply.buttons:
+        payload["buttons"] = [asdict(b) for b in reply.buttons]
+    if reply.link:
+        payload["link"] = reply.link
+    return payload or None
+
+
+class Router:
+    """One per gateway process."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        rasa: RasaClient,
+        channels: ChannelRegistry,
+        interceptors: Sequence[Interceptor] = (),
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.rasa = rasa
+        self.channels = channels
+        self.interceptors = list(interceptors)
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def handle(self, msg: InboundMessage) -> list[Reply]:
+        """Store the message, then answer it (or pass it to the agent who owns the chat).
+
+        Returns the replies to render in the channel's own response; [] when a human owns the
+        conversation or the message is a retry of one already handled.
+        """
+        text = clean_text(msg.text)
+        if not text and not msg.attachments:
+            return []
+        async with self.db.session() as s:
+            conv = await conversations.ensure_conversation(
+                s, msg.channel, msg.external_id, msg.metadata.get("display_name")
+            )
+        async with self.bus.lock(f"conv:{conv.id}", ttl=30, wait=30):
+            async with self.db.session() as s:
+                stored = await conversations.store_inbound(
+                    s,
+                    conv,
+                    text,
+                    msg.message_id,
+                    {"attachments": list(msg.attachments)} if msg.attachments else None,
+                )
+                if stored is None:
+                    return []
+                owner = await handoffs.open_for(s, conv.id)
+                if owner is not None and text == LEAVE_MESSAGE:
+                    # Waiting citizen chose to leave a message: back to the bot's form.
+                    if await leave_message_instead(s, owner):
+                        owner = None
+            await self._announce(conv, stored)
+            if owner is not None:
+                await self._mark(stored.id, "processed")
+                return []
+            for intercept in self.interceptors:
+                replies = await intercept(msg)
+                if replies is not None:
+                    await self._store_replies(conv, replies)
+                    await self._mark(stored.id, "processed")
+                    return replies
+            return await self._ask_bot(conv, stored, text, msg)
+
+    async def _ask_bot(
+        self, conv: Conversation, stored: Message, text: str, msg: InboundMessage
+    ) -> list[Reply]:
+        metadata = {"channel": msg.channel}
+        try:
+            replies = await self.rasa.send(conv.public_id, for_nlu(text), metadata)
+        except RasaUnavailable as exc:
+            log.warning("rasa unavailable for conversation %s: %s", conv.public_id, exc)
+            async with self.db.session() as s:
+                c = await s.get_one(Conversation, conv.id)
+                await handoffs.request(s, c, "rasa_down", {"last_text_id": stored.id})
+            replies = [APOLOGY]
+            status = "failed"
+        else:
+            status = "processed"
+            self._spawn(self._record_intent(conv.public_id, stored.id))
+        await self._store_replies(conv, replies)
+        await self._mark(stored.id, status)
+        return replies
+
+    async def push(
+        self,
+        conversation_id: int,
+        replies: Sequence[Reply],
+        *,
+        agent_id: int | None = None,
+    ) -> bool:
+        """Store and deliver replies outside a request (agent replies, status pushes).
+
+        Returns True if the channel accepted them; False if the channel is not configured or
+        refused (they stay stored and show in the citizen's history).
+        """
+        async with self.db.session() as s:
+            conv = await s.get_one(Conversation, conversation_id)
+            identity = await conversations.identity_of(s, conv)
+        await self._store_replies(conv, replies, agent_id=agent_id)
+        adapter = self.channels.get(identity.channel)
+        if adapter is None:
+            return False
+        try:
+            await adapter.send(identity.external_id, replies)
+        except DeliveryError as exc:
+            log.warning("delivery to %s failed: %s", identity.channel, exc)
+            return False
+        return True
+
+    async def _store_replies(
+        self, conv: Conversation, replies: Sequence[Reply], agent_id: int | None = None
+    ) -> None:
+        async with self.db.session() as s:
+            stored = [
+                await conversations.store_outbound(
+                    s, conv.id, r.sender, r.text, reply_payload(r), agent_id=agent_id
+                )
+                for r in replies
+            ]
+        for m in stored:
+            await self._announce(conv, m)
+
+    async def _announce(self, conv: Conversation, msg: Message) -> None:
+        """Tell live consoles (and other tabs of the widget) about a new message."""
+        await self.bus.publish(
+            CONSOLE_TOPIC,
+            {
+                "type": "message",
+                "conversation": conv.public_id,
+                "message": conversations.message_json(msg),
+            },
+        )
+
+    async def _mark(self, message_id: int, status: str) -> None:
+        async with self.db.session() as s:
+            m = await s.get_one(Message, message_id)
+            m.status = status
+
+    async def _record_intent(self, sender: str, message_id: int) -> None:
+        """Keep intent and confidence with the stored turn, off the citizen's critical path."""
+        latest = await self.rasa.latest_parse(sender)
+        intent = (latest or {}).get("intent") or {}
+        if not intent.get("name"):
+            return
+        async with self.db.session() as s:
+            m = await s.get_one(Message, message_id)
+            m.intent = str(intent["name"])[:96]
+            m.confidence = float(intent.get("confidence") or 0.0)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for background bookkeeping (used at shutdown and in tests)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

@@ -1,0 +1,88 @@
+"""One settings object, read from the environment (and an optional, untracked `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob of the product. Secrets are `SecretStr` and never have a real default."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{ROOT / 'var' / 'hotline.db'}",
+        description="SQLAlchemy URL; sqlite:/// (default) or postgresql://",
+    )
+    redis_url: str | None = Field(default=None, description="Redis URL; unset = in-memory bus")
+    rasa_url: str = "http://127.0.0.1:5005"
+    action_server_url: str = "http://127.0.0.1:5055"
+    rasa_timeout: float = Field(default=4.0, description="seconds before the apology path")
+    rasa_token: SecretStr = Field(
+        default=SecretStr(""), description="token of Rasa's HTTP API (rasa run --auth-token)"
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    data_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="base64 of 32 random bytes; encrypts personal data at rest",
+    )
+    session_secret: SecretStr = Field(
+        default=SecretStr(""), description="signs console session cookies and CSRF tokens"
+    )
+    rest_api_key: SecretStr = Field(
+        default=SecretStr(""), description="X-API-Key for the public REST channel; empty = closed"
+    )
+
+    wechat_token: SecretStr = SecretStr("")
+    wechat_app_id: str = ""
+    wechat_app_secret: SecretStr = SecretStr("")
+    wechat_encoding_aes_key: SecretStr = SecretStr("")
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_reply_budget: float = 4.5
+
+    telegram_token: SecretStr = SecretStr("")
+    telegram_secret_token: SecretStr = SecretStr("")
+    telegram_api_base: str = "https://api.telegram.org/bot"
+    telegram_webhook_url: str = Field(
+        default="", description="public HTTPS URL of /webhooks/telegram; set = register at start-up"
+    )
+
+    web_allowed_origins: str = Field(
+        default="",
+        description="extra origins allowed to open the widget socket, comma-separated; "
+        "empty = same origin and loopback only",
+    )
+
+    max_body_bytes: int = 64 * 1024
+    service_hours: str = Field(
+        default="mon-fri 08:30-17:30; sat-sun 09:00-17:00",
+        description="when agents are on duty (local time)",
+    )
+    timezone: str = "Asia/Shanghai"
+    console_auto_assign: bool = Field(
+        default=True, description="give pending hand-offs to the least-loaded online agent"
+    )
+    handoff_timeout_minutes: float = Field(
+        default=30, description="a pending hand-off no agent took expires after this"
+    )
+
+    @property
+    def uses_sqlite(self) -> bool:
+        """True when the store is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,474 @@
+/* 12345 agent console. Vanilla JS, no build step. Every text from a citizen (or anyone) is
+   put into the page with textContent, never innerHTML. */
+(function () {
+  "use strict";
+
+  var API = "/console/api";
+  var CHANNELS = {
+    web: { label: "网页", cls: "ch-web" },
+    wechat: { label: "微信", cls: "ch-wechat" },
+    telegram: { label: "TG", cls: "ch-telegram" },
+    rest: { label: "API", cls: "ch-rest" }
+  };
+  var STATES = { pending: "待接入", assigned: "处理中", resolved: "已结束",
+    returned_to_bot: "已转回机器人", expired: "已超时" };
+  var ROLES = { agent: "坐席", supervisor: "班长", admin: "管理员" };
+  var SENDERS = { citizen: "市民", bot: "机器人", agent: "坐席", system: "系统" };
+  var SLOT_LABELS = { last_intents: "最近意图", last_text: "最后一句", phone: "手机号",
+    contact_name: "联系人", name: "姓名", location: "地点", description: "问题描述",
+    category: "类别", category_code: "类别", kind: "诉求类型", tracking_no: "工单编号",
+    claimed_by: "接管坐席", slots: "" };
+  var REASONS = { request_human: "主动转人工", fallback: "机器人无法回答",
+    rasa_down: "机器人故障", claimed: "坐席接管" };
+
+  var state = { me: null, csrf: "", handoffs: {}, tab: "pending", current: null,
+    detail: null, seenOpened: {}, agents: [], ws: null, skew: 0 };
+
+  function $(id) { return document.getElementById(id); }
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+
+  function request(method, path, body) {
+    var opts = { method: method, credentials: "same-origin", headers: {} };
+    if (method !== "GET") {
+      opts.headers["Content-Type"] = "application/json";
+      opts.headers["X-CSRF-Token"] = state.csrf;
+      opts.body = JSON.stringify(body || {});
+    }
+    return fetch(API + path, opts).then(function (resp) {
+      return resp.json().catch(function () { return {}; }).then(function (data) {
+        if (resp.status === 401 && path !== "/login") { location.href = "/console/login"; }
+        if (!resp.ok) { var e = new Error(data.error || ("请求失败 " + resp.status)); e.status = resp.status; throw e; }
+        return data;
+      });
+    });
+  }
+
+  // ---- login page ---------------------------------------------------------------------------
+  function initLogin() {
+    var form = $("login-form");
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var err = $("login-error");
+      err.hidden = true;
+      $("login-submit").disabled = true;
+      request("POST", "/login", { username: $("username").value, password: $("password").value })
+        .then(function () { location.href = "/console/"; })
+        .catch(function (e) { err.textContent = e.message; err.hidden = false; })
+        .then(function () { $("login-submit").disabled = false; });
+    });
+  }
+
+  // ---- time helpers -------------------------------------------------------------------------
+  function serverNow() { return Date.now() + state.skew; }
+  function duration(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    var m = Math.floor(seconds / 60), s = seconds % 60;
+    if (m >= 60) return Math.floor(m / 60) + "小时" + (m % 60) + "分";
+    return m > 0 ? m + "分" + (s < 10 ? "0" : "") + s + "秒" : s + "秒";
+  }
+  function waited(h) {
+    var start = Date.parse(h.created_at);
+    var end = h.assigned_at ? Date.parse(h.assigned_at) : serverNow();
+    return (end - start) / 1000;
+  }
+  function clock(iso) {
+    var d = new Date(iso);
+    return (d.getHours() < 10 ? "0" : "") + d.getHours() + ":" + (d.getMinutes() < 10 ? "0" : "") + d.getMinutes();
+  }
+
+  // ---- alerts: sound + title badge ---------------------------------------------------------
+  var audioCtx = null;
+  function beep() {
+    try {
+      audioCtx = audioCtx || new (window.AudioContext || window.webkitAudioContext)();
+      var osc = audioCtx.createOscillator(), gain = audioCtx.createGain();
+      osc.frequency.value = 880; gain.gain.value = 0.08;
+      osc.connect(gain); gain.connect(audioCtx.destination);
+      osc.start(); osc.stop(audioCtx.currentTime + 0.25);
+    } catch (e) { /* no audio available */ }
+  }
+  function updateTitle() {
+    var pending = Object.keys(state.handoffs).filter(function (k) {
+      return state.handoffs[k].state === "pending"; }).length;
+    document.title = (pending ? "(" + pending + ") " : "") + "12345 坐席";
+  }
+
+  // ---- queue --------------------------------------------------------------------------------
+  function channelBadge(channel) {
+    var c = CHANNELS[channel] || { label: channel, cls: "ch-rest" };
+    var b = el("span", "channel " + c.cls, c.label);
+    b.title = channel;
+    return b;
+  }
+
+  function loadQueue() {
+    return request("GET", "/handoffs").then(function (data) {
+      state.skew = Date.parse(data.now) - Date.now();
+      state.handoffs = {};
+      data.handoffs.forEach(function (h) { state.handoffs[h.id] = h; state.seenOpened[h.id] = true; });
+      renderQueue();
+    });
+  }
+
+  function renderQueue() {
+    var list = $("queue-list");
+    clear(list);
+    var all = Object.keys(state.handoffs).map(function (k) { return state.handoffs[k]; });
+    var pending = all.filter(function (h) { return h.state === "pending"; });
+    var boss = state.me && (state.me.role === "supervisor" || state.me.role === "admin");
+    // Agents see their own chats under 处理中; supervisors and admins see everyone's.
+    var mine = all.filter(function (h) {
+      return h.state === "assigned" && (boss || (h.agent && state.me && h.agent.id === state.me.id));
+    });
+    $("count-pending").textContent = pending.length;
+    $("count-assigned").textContent = mine.length;
+    updateTitle();
+    if (state.tab === "bot") { renderBotConversations(); return; }
+    var items = state.tab === "pending" ? pending : mine;
+    items.sort(function (a, b) { return Date.parse(a.created_at) - Date.parse(b.created_at); });
+    $("queue-empty").hidden = items.length > 0;
+    $("queue-empty").textContent = state.tab === "pending" ? "暂无待接入的会话" : "暂无处理中的会话";
+    items.forEach(function (h) {
+      var li = el("li", "queue-item" + (state.current === h.id ? " selected" : ""));
+      li.dataset.id = h.id;
+      li.setAttribute("role", "button");
+      li.tabIndex = 0;
+      var top = el("div", "qi-top");
+      top.appendChild(channelBadge(h.channel));
+      top.appendChild(el("strong", "qi-name", h.citizen));
+      // Pending: how long the citizen has waited; assigned: how long the agent has had it.
+      var wait = el("span", "qi-wait");
+      wait.dataset.since = h.assigned_at || h.created_at;
+      wait.dataset.prefix = h.assigned_at ? "处理 " : "等待 ";
+      wait.textContent = wait.dataset.prefix + duration((serverNow() - Date.parse(wait.dataset.since)) / 1000);
+      top.appendChild(wait);
+      li.appendChild(top);
+      li.appendChild(el("div", "qi-text", h.last_text || "（无文字）"));
+      var meta = el("div", "qi-meta", (REASONS[h.reason] || h.reason) +
+        (h.agent ? " · " + h.agent.display_name : ""));
+      li.appendChild(meta);
+      li.addEventListener("click", function () { select(h.id); });
+      li.addEventListener("keydown", function (ev) { if (ev.key === "Enter") select(h.id); });
+      list.appendChild(li);
+    });
+  }
+
+  function renderBotConversations() {
+    var list = $("queue-list");
+    request("GET", "/conversations").then(function (data) {
+      if (state.tab !== "bot") return;
+      clear(list);
+      $("queue-empty").hidden = data.conversations.length > 0;
+      $("queue-empty").textContent = "最近30分钟没有机器人会话";
+      data.conversations.forEach(function (c) {
+        var li = el("li", "queue-item");
+        var top = el("div", "qi-top");
+        top.appendChild(channelBadge(c.channel));
+        top.appendChild(el("strong", "qi-name", c.citizen));
+        top.appendChild(el("span", "qi-wait", clock(c.last_message_at)));
+        li.appendChild(top);
+        li.appendChild(el("div", "qi-text", c.last_text));
+        var take = el("button", "small", "接管");
+        take.addEventListener("click", function () {
+          request("POST", "/conversations/" + encodeURIComponent(c.conversation) + "/claim")
+            .then(function (data) { state.handoffs[data.handoff.id] = data.handoff;
+              switchTab("assigned"); select(data.handoff.id); })
+            .catch(function (e) { alert(e.message); });
+        });
+        li.appendChild(take);
+        list.appendChild(li);
+      });
+    });
+  }
+
+  function switchTab(tab) {
+    state.tab = tab;
+    Array.prototype.forEach.call(document.querySelectorAll(".tab"), function (b) {
+      b.classList.toggle("active", b.dataset.tab === tab);
+    });
+    renderQueue();
+  }
+
+  function tick() {
+    Array.prototype.forEach.call(document.querySelectorAll(".qi-wait[data-since]"), function (n) {
+      n.textContent = n.dataset.prefix + duration((serverNow() - Date.parse(n.dataset.since)) / 1000);
+    });
+    if (state.detail) {
+      var h = state.detail.handoff;
+      $("conv-wait").textContent = h.state === "pending" ? "已等待 " + duration(waited(h)) : "";
+    }
+  }
+
+  // ---- conversation ---------------------------------------------------------------------------
+  function select(id) {
+    state.current = id;
+    renderQueue();
+    return request("GET", "/handoffs/" + encodeURIComponent(id)).then(function (data) {
+      if (state.current !== id) return;
+      state.detail = data;
+      state.handoffs[id] = data.handoff.state === "pending" || data.handoff.state === "assigned"
+        ? data.handoff : state.handoffs[id];
+      renderDetail();
+    }).catch(function (e) { alert(e.message); });
+  }
+
+  function renderDetail() {
+    var d = state.detail, h = d.handoff;
+    $("no-selection").hidden = true;
+    $("conv").hidden = false;
+    var badge = $("conv-channel");
+    var c = CHANNELS[h.channel] || { label: h.channel, cls: "ch-rest" };
+    badge.className = "channel " + c.cls; badge.textContent = c.label;
+    $("conv-citizen").textContent = h.citizen;
+    $("conv-state").textContent = STATES[h.state] || h.state;
+    $("conv-state").className = "state st-" + h.state;
+    var open = h.state === "pending" || h.state === "assigned";
+    var mine = h.agent && state.me && h.agent.id === state.me.id;
+    var boss = state.me.role === "supervisor" || state.me.role === "admin";
+    $("btn-claim").hidden = h.state !== "pending";
+    $("btn-return").hidden = !open || (h.state === "assigned" && !mine && !boss);
+    $("btn-close").hidden = !(h.state === "assigned" && (mine || boss));
+    $("reassign-to").hidden = $("btn-reassign").hidden = !(open && boss);
+    $("composer").hidden = !(h.state === "assigned" && (mine || boss));
+    var list = $("transcript");
+    clear(list);
+    d.transcript.forEach(appendMessage);
+    list.scrollTop = list.scrollHeight;
+    renderContext(d);
+    var canned = $("canned");
+    while (canned.options.length > 1) canned.remove(1);
+    d.canned.forEach(function (cr) {
+      var o = el("option", null, cr.title); o.value = cr.text; canned.appendChild(o);
+    });
+    if (boss) loadAgents();
+  }
+
+  function appendMessage(m) {
+    var list = $("transcript");
+    if (list.querySelector('[data-mid="' + Number(m.id) + '"]')) return;
+    var li = el("li", "msg from-" + m.from + (m.internal ? " internal" : ""));
+    li.dataset.mid = m.id;
+    var head = el("div", "msg-head");
+    head.appendChild(el("span", "who", m.internal ? "内部备注" : (SENDERS[m.from] || m.from)));
+    head.appendChild(el("span", "time", clock(m.ts)));
+    if (m.intent) {
+      head.appendChild(el("span", "intent", m.intent + " " + Math.round((m.confidence || 0) * 100) + "%"));
+    }
+    li.appendChild(head);
+    var body = el("div", "msg-text", m.text);
+    li.appendChild(body);
+    if (m.buttons && m.buttons.length) {
+      var row = el("div", "msg-buttons");
+      m.buttons.forEach(function (b) { row.appendChild(el("span", "chip", b.title)); });
+      li.appendChild(row);
+    }
+    if (m.masked) {
+      var reveal = el("button", "link reveal", "显示号码");
+      reveal.title = "查看完整号码（将被记录）";
+      reveal.addEventListener("click", function () {
+        request("POST", "/messages/" + Number(m.id) + "/reveal").then(function (data) {
+          body.textContent = data.text; reveal.remove();
+        }).catch(function (e) { alert(e.message); });
+      });
+      li.appendChild(reveal);
+    }
+    list.appendChild(li);
+  }
+
+  function renderContext(d) {
+    var slots = $("slots");
+    clear(slots);
+    var entries = [];
+    function label(k) { return Object.prototype.hasOwnProperty.call(SLOT_LABELS, k) ? SLOT_LABELS[k] : k; }
+    function walk(prefix, value) {
+      if (value && typeof value === "object" && !Array.isArray(value)) {
+        Object.keys(value).forEach(function (k) {
+          var name = label(k);
+          walk(prefix && name ? prefix + " · " + name : (prefix || name), value[k]);
+        });
+      } else if (Array.isArray(value)) {
+        entries.push([prefix, value.map(function (v) {
+          return v && typeof v === "object" ? JSON.stringify(v) : String(v); }).join("、")]);
+      } else if (value !== null && value !== undefined && value !== "") {
+        entries.push([prefix, value]);
+      }
+    }
+    walk("", d.context || {});
+    entries.forEach(function (e) { slots.appendChild(el("dt", null, e[0])); slots.appendChild(el("dd", null, e[1])); });
+    $("slots-empty").hidden = entries.length > 0;
+    var intents = $("intents");
+    clear(intents);
+    d.intents.forEach(function (i) {
+      var li = el("li");
+      li.appendChild(el("span", "intent-name", i.intent));
+      var bar = el("span", "bar"); var fill = el("span", "fill");
+      fill.style.width = Math.round((i.confidence || 0) * 100) + "%";
+      bar.appendChild(fill); li.appendChild(bar);
+      li.appendChild(el("span", "pct", Math.round((i.confidence || 0) * 100) + "%"));
+      li.appendChild(el("div", "intent-text", i.text));
+      intents.appendChild(li);
+    });
+    $("intents-empty").hidden = d.intents.length > 0;
+    var orders = $("orders");
+    clear(orders);
+    (d.work_orders || []).forEach(function (o) {
+      var li = el("li");
+      li.appendChild(el("strong", null, o.tracking_no));
+      li.appendChild(el("span", "state", o.status_label));
+      li.appendChild(el("div", "muted", o.description));
+      orders.appendChild(li);
+    });
+  }
+
+  function loadCategories() {
+    request("GET", "/categories").then(function (data) {
+      var sel = $("wo-category");
+      data.categories.forEach(function (c) {
+        var o = el("option", null, c.name); o.value = c.code; sel.appendChild(o);
+      });
+    }).catch(function () { /* the form still works without a category */ });
+  }
+
+  function loadAgents() {
+    request("GET", "/agents").then(function (data) {
+      var sel = $("reassign-to");
+      clear(sel);
+      data.agents.filter(function (a) { return a.active; }).forEach(function (a) {
+        var o = el("option", null, a.display_name + (a.online ? "（在线，" + a.load + "）" : "（离线）"));
+        o.value = a.id; sel.appendChild(o);
+      });
+    });
+  }
+
+  function act(path, body) {
+    var id = state.current;
+    return request("POST", "/handoffs/" + encodeURIComponent(id) + path, body).then(function (data) {
+      if (data.handoff) {
+        if (data.handoff.state === "pending" || data.handoff.state === "assigned") state.handoffs[id] = data.handoff;
+        else delete state.handoffs[id];
+        renderQueue();
+      }
+      return select(id);
+    }).catch(function (e) { alert(e.message); });
+  }
+
+  // ---- live socket ----------------------------------------------------------------------------
+  function connect() {
+    var proto = location.protocol === "https:" ? "wss://" : "ws://";
+    var ws = new WebSocket(proto + location.host + "/console/ws");
+    var beat = null;
+    state.ws = ws;
+    ws.onopen = function () {
+      $("live-dot").className = "dot on"; $("live-label").textContent = "在线";
+      beat = setInterval(function () { ws.send(JSON.stringify({ type: "heartbeat" })); }, 20000);
+    };
+    ws.onclose = function (ev) {
+      clearInterval(beat);
+      $("live-dot").className = "dot off"; $("live-label").textContent = "已断开，重连中…";
+      if (ev.code === 4401) { location.href = "/console/login"; return; }
+      setTimeout(function () { connect(); loadQueue(); }, 2000);
+    };
+    ws.onmessage = function (ev) {
+      var data;
+      try { data = JSON.parse(ev.data); } catch (e) { return; }
+      if (data.type === "handoff") onHandoff(data);
+      else if (data.type === "message") onMessage(data);
+    };
+  }
+
+  function onHandoff(ev) {
+    var h = ev.handoff;
+    var known = state.handoffs[h.id];
+    // Events may arrive late; a hand-off never goes back to pending, so ignore such a step.
+    if (known && known.state === "assigned" && h.state === "pending") return;
+    var open = h.state === "pending" || h.state === "assigned";
+    if (open) state.handoffs[h.id] = h; else delete state.handoffs[h.id];
+    if (h.state === "pending" && !state.seenOpened[h.id]) {
+      state.seenOpened[h.id] = true;
+      beep();
+    }
+    renderQueue();
+    if (state.current === h.id && state.detail && state.detail.handoff.state !== h.state) select(h.id);
+  }
+
+  function onMessage(ev) {
+    var d = state.detail;
+    if (d && d.handoff.conversation === ev.conversation) {
+      appendMessage(ev.message);
+      var list = $("transcript"); list.scrollTop = list.scrollHeight;
+    }
+    if (ev.message.from === "citizen") {
+      Object.keys(state.handoffs).forEach(function (k) {
+        var h = state.handoffs[k];
+        if (h.conversation === ev.conversation) { h.last_text = ev.message.text.slice(0, 80); }
+      });
+      renderQueue();
+    }
+  }
+
+  // ---- wiring -------------------------------------------------------------------------------
+  function initConsole() {
+    request("GET", "/me").then(function (data) {
+      state.me = data.agent; state.csrf = data.csrf;
+      $("me-name").textContent = data.agent.display_name;
+      $("me-role").textContent = ROLES[data.agent.role] || data.agent.role;
+      loadCategories();
+      return loadQueue();
+    }).then(connect);
+    Array.prototype.forEach.call(document.querySelectorAll(".tab"), function (b) {
+      b.addEventListener("click", function () { switchTab(b.dataset.tab); });
+    });
+    $("logout").addEventListener("click", function () {
+      request("POST", "/logout").then(function () { location.href = "/console/login"; });
+    });
+    $("btn-claim").addEventListener("click", function () { act("/claim").then(function () { switchTab("assigned"); }); });
+    $("btn-return").addEventListener("click", function () { act("/return"); });
+    $("btn-close").addEventListener("click", function () { act("/close"); });
+    $("btn-reassign").addEventListener("click", function () {
+      act("/reassign", { agent_id: Number($("reassign-to").value) });
+    });
+    $("canned").addEventListener("change", function () {
+      if (this.value) { $("reply-text").value = this.value; $("reply-text").focus(); this.selectedIndex = 0; }
+    });
+    $("reply-text").addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); $("btn-send").click(); }
+    });
+    $("composer").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var text = $("reply-text").value.trim();
+      var err = $("composer-error");
+      err.hidden = true;
+      if (!text) return;
+      var asNote = $("as-note").checked;
+      request("POST", "/handoffs/" + encodeURIComponent(state.current) + (asNote ? "/note" : "/reply"), { text: text })
+        .then(function (data) {
+          $("reply-text").value = "";
+          if (data.message) appendMessage(data.message);
+          if (data.delivered === false) { err.textContent = "已保存，但该渠道暂时无法推送，市民下次打开时可见。"; err.hidden = false; }
+        })
+        .catch(function (e) { err.textContent = e.message; err.hidden = false; });
+    });
+    $("order-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var msg = $("order-msg");
+      request("POST", "/handoffs/" + encodeURIComponent(state.current) + "/work-orders", {
+        kind: $("wo-kind").value, category_code: $("wo-category").value, description: $("wo-description").value,
+        location: $("wo-location").value, contact_name: $("wo-name").value, phone: $("wo-phone").value
+      }).then(function (data) {
+        msg.textContent = "已登记工单 " + data.work_order.tracking_no;
+        $("order-form").reset();
+        select(state.current);
+      }).catch(function (e) { msg.textContent = e.message; });
+    });
+    setInterval(tick, 1000);
+  }
+
+  if (document.body.classList.contains("login-page")) initLogin();
+  else initConsole();
+})();
