@@ -1,0 +1,8 @@
+"""Rasa-SDK actions of the 12345 assistant: thin wrappers that parse the tracker and call the
+store client (`store.client.StoreClient`) or the knowledge base (`actions.knowledge`)."""
+
+from store.client import warm_up_classifier
+
+# The action server imports this package at start-up: train the category classifier now, in
+# the background, so the first citizen's form turn stays inside the gateway's reply budget.
+warm_up_classifier()
