@@ -1,0 +1,144 @@
+"""The intake form: proposal of a category, re-ask on a bad phone, idempotent submission."""
+
+from __future__ import annotations
+
+import pytest
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import func, select
+
+from actions.work_order_form import (
+    ActionAskCategory,
+    ActionStartWorkOrder,
+    ActionSubmitWorkOrder,
+    ActionSummarizeWorkOrder,
+    ValidateWorkOrderForm,
+)
+from store.client import StoreClient
+from store.models import WorkOrder
+from tests.actions.conftest import buttons, load_tracker, texts
+
+
+def slot_events(events: list[dict]) -> dict[str, object]:
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+async def a_category(store: StoreClient) -> str:
+    return (await store.categories())[0][0]
+
+
+async def test_first_message_with_a_story_becomes_the_description(
+    store: StoreClient, domain: dict
+) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionStartWorkOrder(store).run(
+        dispatcher, load_tracker("complain_with_story", sender="s"), {}
+    )
+    slots = slot_events(events)
+    assert slots["work_order_kind"] == "complain"
+    assert slots["description"] == "我要投诉楼下烧烤店天天营业到凌晨两点吵得睡不着"
+    assert "取消" in texts(dispatcher)[0]
+
+
+async def test_bare_complaint_asks_for_the_description(store: StoreClient, domain: dict) -> None:
+    events = await ActionStartWorkOrder(store).run(
+        CollectingDispatcher(), load_tracker("complain_bare", sender="s"), {}
+    )
+    assert slot_events(events).get("description") is None
+
+
+async def test_bad_phone_is_rejected_with_a_hint(store: StoreClient, domain: dict) -> None:
+    dispatcher = CollectingDispatcher()
+    tracker = load_tracker("form_phone_bad", sender="s", category=await a_category(store))
+    events = await ValidateWorkOrderForm(store).run(dispatcher, tracker, domain)
+    assert slot_events(events)["phone"] is None
+    assert "11位手机号" in texts(dispatcher)[0]
+
+
+async def test_good_phone_is_normalised(store: StoreClient, domain: dict) -> None:
+    dispatcher = CollectingDispatcher()
+    tracker = load_tracker("form_phone_good", sender="s", category=await a_category(store))
+    events = await ValidateWorkOrderForm(store).run(dispatcher, tracker, domain)
+    assert slot_events(events)["phone"] == "13812345678"
+    assert texts(dispatcher) == []
+
+
+async def test_yes_to_the_proposed_category_fills_it(store: StoreClient, domain: dict) -> None:
+    code = await a_category(store)
+    tracker = load_tracker("form_category_yes", sender="s", category=code)
+    events = await ValidateWorkOrderForm(store).run(CollectingDispatcher(), tracker, domain)
+    assert slot_events(events)["category"] == code
+
+
+async def test_choose_other_shows_the_category_list_next(store: StoreClient, domain: dict) -> None:
+    tracker = load_tracker("form_category_other", sender="s", category=await a_category(store))
+    events = await ValidateWorkOrderForm(store).run(CollectingDispatcher(), tracker, domain)
+    assert slot_events(events) == {"category": None, "category_choices_shown": True}
+
+
+async def test_cancel_while_asked_for_the_category_fills_nothing(
+    store: StoreClient, domain: dict
+) -> None:
+    tracker = load_tracker("form_category_cancel", sender="s", category=await a_category(store))
+    events = await ValidateWorkOrderForm(store).run(CollectingDispatcher(), tracker, domain)
+    assert slot_events(events) == {}  # the form rejects, the cancel rule takes over
+
+
+async def test_summary_masks_the_phone(store: StoreClient, sender: str) -> None:
+    dispatcher = CollectingDispatcher()
+    tracker = load_tracker("form_confirmed", sender=sender, category=await a_category(store))
+    await ActionSummarizeWorkOrder(store).run(dispatcher, tracker, {})
+    [text] = texts(dispatcher)
+    assert "138****5678" in text and "13812345678" not in text
+    assert [b["payload"] for b in buttons(dispatcher)] == ["/affirm", "/cancel"]
+
+
+async def test_submission_is_idempotent_and_gives_number_and_commitments(
+    store: StoreClient, sender: str
+) -> None:
+    tracker = load_tracker("form_confirmed", sender=sender, category=await a_category(store))
+    first, retry = CollectingDispatcher(), CollectingDispatcher()
+    events = await ActionSubmitWorkOrder(store).run(first, tracker, {})
+    await ActionSubmitWorkOrder(store).run(retry, tracker, {})  # Rasa retried the call
+    async with store.db.session() as s:
+        numbers = (await s.execute(select(WorkOrder.tracking_no))).scalars().all()
+    assert len(numbers) == 1
+    assert texts(first) == texts(retry)
+    [text] = texts(first)
+    assert numbers[0] in text
+    assert "前与您联系" in text and "前给出办理结果" in text
+    slots = slot_events(events)
+    assert slots["phone"] is None and slots["contact_name"] is None
+    assert slots["tracking_no"] == numbers[0]
+
+
+async def test_a_new_confirmation_files_a_second_order(store: StoreClient, sender: str) -> None:
+    code = await a_category(store)
+    tracker = load_tracker("form_confirmed", sender=sender, category=code)
+    await ActionSubmitWorkOrder(store).run(CollectingDispatcher(), tracker, {})
+    later = load_tracker("form_confirmed", sender=sender, category=code)
+    later.events[-1]["timestamp"] += 60
+    await ActionSubmitWorkOrder(store).run(CollectingDispatcher(), later, {})
+    async with store.db.session() as s:
+        assert (await s.execute(select(func.count(WorkOrder.id)))).scalar_one() == 2
+
+
+async def test_category_list_offers_every_top_level_category(store: StoreClient) -> None:
+    dispatcher = CollectingDispatcher()
+    tracker = load_tracker("form_category_other", sender="s", category=await a_category(store))
+    tracker.slots["category_choices_shown"] = True
+    events = await ActionAskCategory(store).run(dispatcher, tracker, {})
+    categories = await store.categories()
+    assert [b["title"] for b in buttons(dispatcher)] == [name for _, name in categories]
+    assert buttons(dispatcher)[0]["payload"] == f'/affirm{{"category":"{categories[0][0]}"}}'
+    assert slot_events(events) == {"category_choices_shown": True}
+
+
+async def test_category_is_proposed_from_the_description(store: StoreClient) -> None:
+    pytest.importorskip("store.classify")
+    dispatcher = CollectingDispatcher()
+    tracker = load_tracker("form_category_other", sender="s", category=None)
+    events = await ActionAskCategory(store).run(dispatcher, tracker, {})
+    [text] = texts(dispatcher)
+    assert text.startswith("您反映的问题属于「") and text.endswith("」吗？")
+    assert [b["payload"] for b in buttons(dispatcher)] == ["/affirm", "/deny"]
+    assert slot_events(events)["category_proposed"] in {c for c, _ in await store.categories()}

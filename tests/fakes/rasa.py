@@ -1,0 +1,70 @@
+"""A local stand-in for Rasa's REST channel, for tests that are not about the dialogue itself.
+
+It answers `POST /webhooks/rest/webhook` with Rasa's JSON list shape. The reply is computed by
+a replaceable function, so a test can make it slow, fail or answer with buttons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.server import LocalServer
+
+Responder = Callable[[str, str], list[dict[str, Any]]]
+
+
+def echo(sender: str, text: str) -> list[dict[str, Any]]:
+    """Default: greets with buttons on 你好, otherwise echoes."""
+    if "你好" in text:
+        return [
+            {
+                "recipient_id": sender,
+                "text": "您好，我是12345智能助手。",
+                "buttons": [
+                    {"title": "社保", "payload": "/faq_topic_si"},
+                    {"title": "转人工", "payload": "/request_human"},
+                ],
+            }
+        ]
+    return [{"recipient_id": sender, "text": f"收到：{text}"}]
+
+
+class FakeRasa(LocalServer):
+    """Start with `await fake.start()`; `fake.url` is its base URL."""
+
+    def __init__(self, responder: Responder = echo) -> None:
+        self.responder = responder
+        self.delay = 0.0
+        self.status = 200
+        self.received: list[dict[str, Any]] = []
+        app = web.Application()
+        app.router.add_post("/webhooks/rest/webhook", self._webhook)
+        app.router.add_get("/webhooks/rest/", self._status)
+        app.router.add_get("/conversations/{sender}/tracker", self._tracker)
+        super().__init__(app)
+
+    @property
+    def url(self) -> str:
+        """Base URL to configure the client under test with."""
+        return self.url_for()
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.received.append(body)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.status != 200:
+            return web.json_response({"error": "boom"}, status=self.status)
+        return web.json_response(self.responder(body["sender"], body["message"]))
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _tracker(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"latest_message": {"intent": {"name": "greet", "confidence": 0.99}}}
+        )

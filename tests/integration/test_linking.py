@@ -1,0 +1,216 @@
+"""One citizen across channels: link codes (real Redis and the in-memory bus) and merges
+(SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import aiohttp
+import pytest
+from aiohttp import web
+from sqlalchemy import func, select
+
+from bot import linking
+from bot.channels.base import ChannelRegistry
+from bot.keys import BUS, CHANNELS, DB, ROUTER
+from bot.messages import InboundMessage, Reply
+from bot.rasa_client import RasaClient
+from bot.router import Router
+from store import links
+from store.bus import MemoryBus, RedisBus
+from store.db import Database
+from store.models import ChannelIdentity, Citizen, WorkOrder
+from tests.conftest import REDIS_URL
+
+
+class RecordingChannel:
+    """A channel adapter that keeps what it was asked to deliver (stands in for WeChat)."""
+
+    name = "wechat"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[str]]] = []
+
+    async def send(self, external_id: str, replies: Sequence[Reply]) -> None:
+        self.sent.append((external_id, [r.text for r in replies]))
+
+
+WECHAT = web.AppKey("test_wechat", RecordingChannel)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def app(request: pytest.FixtureRequest, db: Database) -> AsyncIterator[web.Application]:
+    """The pieces of the gateway `intercept` uses, on a fresh bus namespace."""
+    if request.param == "redis":
+        bus = RedisBus(REDIS_URL, prefix=f"test-link-{uuid.uuid4().hex[:8]}:")
+    else:
+        bus = MemoryBus()
+    http = aiohttp.ClientSession()
+    application = web.Application()
+    channels = ChannelRegistry()
+    wechat = RecordingChannel()
+    channels.register(wechat)
+    application[DB], application[BUS], application[CHANNELS] = db, bus, channels
+    application[ROUTER] = Router(db, bus, RasaClient("http://127.0.0.1:9", http, 1.0), channels)
+    application[WECHAT] = wechat
+    yield application
+    await application[ROUTER].drain()
+    await http.close()
+    await bus.close()
+
+
+def say(channel: str, who: str, text: str) -> InboundMessage:
+    return InboundMessage(channel=channel, external_id=who, text=text)
+
+
+async def issue(app: web.Application, channel: str, who: str, text: str = "绑定") -> str:
+    replies = await linking.intercept(app, say(channel, who, text))
+    assert replies is not None and len(replies) == 1
+    match = re.search(r"\b(\d{6})\b", replies[0].text)
+    assert match, replies[0].text
+    assert "10分钟" in replies[0].text
+    return match.group(1)
+
+
+async def redeem(app: web.Application, channel: str, who: str, code: str) -> str:
+    replies = await linking.intercept(app, say(channel, who, f"绑定 {code}"))
+    assert replies is not None and len(replies) == 1
+    return replies[0].text
+
+
+async def citizen_of(db: Database, channel: str, who: str) -> int:
+    async with db.session() as s:
+        stmt = select(ChannelIdentity.citizen_id).where(
+            ChannelIdentity.channel == channel, ChannelIdentity.external_id == who
+        )
+        return (await s.execute(stmt)).scalar_one()
+
+
+async def test_ordinary_text_is_not_intercepted(app) -> None:
+    for text in ("绑定银行卡怎么办", "我要投诉", "绑定 12345", "解除绑定"):
+        assert await linking.intercept(app, say("web", "w1", text)) is None
+
+
+@pytest.mark.parametrize("command", ["绑定", "绑定账号", "关联账号", "綁定"])
+async def test_code_links_two_channels_into_one_citizen(app, db, command) -> None:
+    code = await issue(app, "wechat", "openid-1", command)
+    answer = await redeem(app, "telegram", "5001", code)
+    assert "绑定成功" in answer and "微信" in answer and "Telegram" in answer
+    assert await citizen_of(db, "wechat", "openid-1") == await citizen_of(db, "telegram", "5001")
+    async with db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(Citizen)) == 1
+    # The first channel is told, so a link made by a stranger would not go unnoticed.
+    assert app[WECHAT].sent and "Telegram" in app[WECHAT].sent[-1][1][0]
+
+
+async def test_full_width_digits_are_accepted(app, db) -> None:
+    code = await issue(app, "web", "sess-a")
+    wide = "".join(chr(ord(d) - ord("0") + ord("０")) for d in code)
+    answer = await redeem(app, "telegram", "5002", wide)
+    assert "绑定成功" in answer and "网页" in answer
+
+
+async def test_code_is_single_use(app, db) -> None:
+    code = await issue(app, "web", "sess-b")
+    assert "绑定成功" in await redeem(app, "telegram", "5003", code)
+    assert await redeem(app, "wechat", "openid-3", code) == linking.REFUSED
+    assert await citizen_of(db, "wechat", "openid-3") != await citizen_of(db, "web", "sess-b")
+
+
+async def test_wrong_and_expired_codes_get_the_same_refusal(app, db) -> None:
+    code = await issue(app, "web", "sess-c")
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    assert await redeem(app, "telegram", "5004", wrong) == linking.REFUSED
+    await app[BUS].delete(f"link:code:{code}")  # what expiry does after 10 minutes
+    assert await redeem(app, "telegram", "5004", code) == linking.REFUSED
+
+
+async def test_new_code_replaces_the_previous_one(app, db) -> None:
+    old = await issue(app, "web", "sess-d")
+    new = await issue(app, "web", "sess-d")
+    if old != new:
+        assert await redeem(app, "telegram", "5005", old) == linking.REFUSED
+    assert "绑定成功" in await redeem(app, "telegram", "5005", new)
+
+
+async def test_five_wrong_codes_lock_out_even_the_right_one(app, db) -> None:
+    code = await issue(app, "web", "sess-e")
+    wrong = f"{(int(code) + 7) % 1_000_000:06d}"
+    for _ in range(5):
+        assert await redeem(app, "telegram", "5006", wrong) == linking.REFUSED
+    assert await redeem(app, "telegram", "5006", code) == linking.LOCKED
+    # Another identity is not affected and the code still works for it.
+    assert "绑定成功" in await redeem(app, "telegram", "5007", code)
+
+
+async def test_redeeming_in_the_same_identity_explains(app, db) -> None:
+    code = await issue(app, "wechat", "openid-8")
+    answer = await redeem(app, "wechat", "openid-8", code)
+    assert "另一个渠道" in answer
+    assert "绑定成功" in await redeem(app, "web", "sess-8", code)
+
+
+async def test_relinking_is_idempotent_and_keeps_work_orders(app, db) -> None:
+    await issue(app, "wechat", "openid-9")  # creates the wechat identity
+    await linking.intercept(app, say("web", "sess-9", "绑定"))
+    async with db.session() as s:
+        for channel, who, no in (("wechat", "openid-9", "A1"), ("web", "sess-9", "B1")):
+            identity = (
+                await s.execute(select(ChannelIdentity).where(ChannelIdentity.external_id == who))
+            ).scalar_one()
+            s.add(
+                WorkOrder(
+                    tracking_no=f"T{no}",
+                    citizen_id=identity.citizen_id,
+                    channel_identity_id=identity.id,
+                    description=f"{channel}的工单",
+                )
+            )
+    code = await issue(app, "wechat", "openid-9")
+    assert "绑定成功" in await redeem(app, "web", "sess-9", code)
+    code = await issue(app, "web", "sess-9")
+    answer = await redeem(app, "wechat", "openid-9", code)
+    assert "绑定成功" in answer and "网页" in answer and "微信" in answer
+    survivor = await citizen_of(db, "wechat", "openid-9")
+    async with db.session() as s:
+        owners = set((await s.execute(select(WorkOrder.citizen_id))).scalars())
+    assert owners == {survivor}
+
+
+async def test_link_by_verified_phone_merges_citizens(db) -> None:
+    async with db.session() as s:
+        a, b, c = Citizen(phone_hash="h-1"), Citizen(), Citizen(phone_hash="h-2")
+        s.add_all([a, b, c])
+        await s.flush()
+        ids = a.id, b.id, c.id
+        s.add_all(
+            [
+                ChannelIdentity(channel="wechat", external_id="o1", citizen_id=a.id),
+                ChannelIdentity(channel="telegram", external_id="t1", citizen_id=b.id),
+                ChannelIdentity(channel="web", external_id="w1", citizen_id=c.id),
+                WorkOrder(tracking_no="P1", citizen_id=a.id, description="旧工单"),
+                WorkOrder(tracking_no="P2", citizen_id=b.id, description="新工单"),
+            ]
+        )
+    async with db.session() as s:
+        survivor = await links.link_by_verified_phone(s, ids[1], "h-1")
+    assert survivor == ids[0]  # the older citizen survives
+    async with db.session() as s:
+        assert await links.linked_channels(s, survivor) == ["telegram", "wechat"]
+        owners = set((await s.execute(select(WorkOrder.citizen_id))).scalars())
+        assert owners == {survivor}
+        assert await s.get(Citizen, ids[1]) is None
+        assert (await s.get_one(Citizen, ids[2])).phone_hash == "h-2"  # untouched
+    # Again: nothing changes.
+    async with db.session() as s:
+        assert await links.link_by_verified_phone(s, survivor, "h-1") == survivor
+    # A phone nobody else has is recorded on the citizen.
+    async with db.session() as s:
+        assert await links.link_by_verified_phone(s, ids[2], "h-2") == ids[2]
+        fresh = Citizen()
+        s.add(fresh)
+        await s.flush()
+        assert await links.link_by_verified_phone(s, fresh.id, "h-3") == fresh.id
+        assert fresh.phone_hash == "h-3"

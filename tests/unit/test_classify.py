@@ -1,0 +1,93 @@
+"""Category suggestion from a citizen's description (store/classify.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from store.categories import load_taxonomy
+from store.classify import (
+    CONFIRM_BELOW,
+    CategoryClassifier,
+    classify_text,
+    get_classifier,
+    load_examples,
+    normalise,
+)
+
+# Written for this test; not in the training data nor in the dev set.
+UNSEEN = {
+    "labor": (
+        "我在某某服装厂做了两年缝纫工，老板上个月宣布厂子关了，"
+        "最后四个月的工钱一直拖着不给，社保也停了"
+    ),
+    "urban": "我们XX小区五号楼的水管爆了三天没人修，物业电话打不通，整个单元都没有水用",
+    "environment": "河对面那家化工厂一到晚上就往河里排黄水，河里的鱼都翻白肚了，味道刺鼻",
+    "transport": "某某路公交站台的公交车一个小时才来一趟，早上上班根本等不到车",
+}
+
+
+@pytest.fixture(scope="module")
+def clf() -> CategoryClassifier:
+    return get_classifier()
+
+
+def test_training_data_covers_every_top_level_category() -> None:
+    _texts, labels = load_examples()
+    top = {n.code for n in load_taxonomy().top_level()}
+    assert set(labels) == top
+    for code in top:
+        assert labels.count(code) >= 60
+
+
+@pytest.mark.parametrize("code", sorted(UNSEEN))
+def test_clear_unseen_complaints_get_the_right_category(clf: CategoryClassifier, code: str) -> None:
+    proposal = clf.propose(UNSEEN[code])
+    assert proposal.code == code
+    assert proposal.name == load_taxonomy().get(code).name
+
+
+def test_proposal_shape(clf: CategoryClassifier) -> None:
+    proposal = clf.propose(UNSEEN["labor"])
+    top = {n.code for n in load_taxonomy().top_level()}
+    assert 0.0 < proposal.confidence <= 1.0
+    assert proposal.confidence >= CONFIRM_BELOW and not proposal.needs_confirmation
+    assert len(proposal.alternatives) == 2
+    codes = [proposal.code] + [a[0] for a in proposal.alternatives]
+    assert len(set(codes)) == 3 and set(codes) <= top
+    confidences = [proposal.confidence] + [a[2] for a in proposal.alternatives]
+    assert confidences == sorted(confidences, reverse=True)
+    assert all(name == load_taxonomy().get(c).name for c, name, _ in proposal.alternatives)
+
+
+def test_traditional_characters_give_the_same_proposal(clf: CategoryClassifier) -> None:
+    simplified = "公司拖欠我们三个月工资，老板说没钱发，工人们都很焦虑"
+    traditional = "公司拖欠我們三個月工資，老闆說沒錢發，工人們都很焦慮"
+    assert normalise(traditional) == normalise(simplified)
+    a, b = clf.propose(simplified), clf.propose(traditional)
+    assert (a.code, a.confidence) == (b.code, pytest.approx(b.confidence))
+    assert a.code == "labor"
+
+
+def test_whitespace_and_full_width_are_ignored(clf: CategoryClassifier) -> None:
+    text = "小区  电梯\n经常坏，物业不修"
+    assert clf.propose(text).code == clf.propose("小区电梯经常坏,物业不修").code
+
+
+@pytest.mark.parametrize("text", ["你好", "谢谢"])
+def test_text_without_a_topic_asks_for_confirmation(clf: CategoryClassifier, text: str) -> None:
+    assert clf.propose(text).needs_confirmation
+
+
+def test_empty_text_does_not_crash(clf: CategoryClassifier) -> None:
+    proposal = clf.propose("")
+    assert proposal.needs_confirmation
+
+
+def test_singleton_and_helper(clf: CategoryClassifier) -> None:
+    assert get_classifier() is clf is CategoryClassifier.get()
+    assert classify_text(UNSEEN["urban"]).code == "urban"
+
+
+def test_labels_outside_the_taxonomy_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        CategoryClassifier(["甲", "乙"], ["labor", "no_such_category"])
