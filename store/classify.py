@@ -1,7 +1,8 @@
 """Suggest a top-level work-order category from a citizen's own description.
 
-Method (numbers in docs/classify.md): text is normalised (opencc t2s, NFKC, no whitespace),
-then a TF-IDF over character 1–2-grams feeds a LinearSVC. The SVC's decision scores become a
+Method (numbers in docs/classify.md): text is normalised (opencc t2s, NFKC, no whitespace,
+generic openers / politeness / the hotline's own words removed, see `normalise`), then a TF-IDF
+over character 1–2-grams feeds a LinearSVC. The SVC's decision scores become a
 confidence through a softmax whose temperature is fitted at training time by 5-fold
 cross-validation (minimum log-loss), so a low confidence can be shown as "please confirm".
 
@@ -44,7 +45,8 @@ CONFIRM_BELOW = 0.6
 _TEMPERATURES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0)
 _DEFAULT_TEMPERATURE = 5.0
 _E5_WEIGHT = 0.7  # share of the e5 model in the ensemble
-_WS = re.compile(r"\s+")
+NGRAM_RANGE = (1, 2)
+"""Character n-gram lengths; chosen by cross-validation on the training examples."""
 
 
 @lru_cache(maxsize=1)
@@ -54,10 +56,98 @@ def _converter() -> Any:  # opencc ships no type stubs
     return opencc.OpenCC("t2s")
 
 
+# Words that say nothing about the topic: greetings, "I want to report / complain / ask",
+# politeness, the hotline's own name and the operator's transcription boilerplate
+# ("市民来电反映：…", "…请相关部门核实处理"). Left in, they pull short texts towards 其他 (the
+# category with the most short, generic examples). Patterns run on normalised text: simplified,
+# NFKC (so ，stays but ！？：become !?:), lower-case, no whitespace.
+_P = r"[,，。.!?:;；、~…—\-]*"  # punctuation left behind by a removed phrase
+_HOTLINE = re.compile(
+    r"(?:这里是|这是|是)?(?:政务服务便民热线|政务服务热线|便民服务热线|市民服务热线|"
+    r"便民热线|政务热线|市长热线|市民热线|(?<!\d)12345(?!\d)(?:热线)?)(?:电话|平台)?(?:吗|吧)?"
+)
+_OPENERS = re.compile(
+    "^(?:"
+    + "|".join(
+        [
+            # greetings and fillers, also when addressed to someone ("尊敬的王书记：您好！")
+            r"尊敬的[^,，:：!。?]{0,10}?(?:领导|书记|市长|局长|主任|区长|县长|镇长|部门|同志|"
+            r"工作人员)(?:们)?(?:[,，:：!。]*(?:你们?好|您们?好))?",
+            r"(?:[\u4e00-\u9fff]{0,4}?(?:领导|书记|市长|局长|主任|区长|县长|镇长)|同志|师傅|"
+            r"姑娘|小姑娘|小伙子|美女|工作人员|客服|接线员|话务员)?(?:们)?[,，:：]?"
+            r"(?:你们?好|您们?好|大家好|早上好|上午好|中午好|下午好|晚上好)",
+            r"喂+|哎+|唉+|嗯+|呃+|啊+|哈喽|hello|hi|在吗|在不在|就是说|就是",
+            r"(?:不好意思|麻烦(?:你|您)?(?:们)?)?打扰(?:你|您)?(?:们)?(?:了|一下)?|不好意思|"
+            r"麻烦(?:你|您)(?:们)?(?:了|一下)?",
+            # the operator's transcription boilerplate
+            r"(?:市民|来电人|来电者|来信人|群众|网友|网民|诉求人|反映人|投诉人|举报人|咨询人|"
+            r"居民)?(?:来电|来信|留言|致电)?(?:反映|反应|投诉|举报|咨询|称|表示|求助|诉求)"
+            r"(?=[:：,，])",
+            r"(?:市民|来电人|来电者|群众|网友|网民|诉求人)(?:来电|来信|留言|致电)"
+            r"(?:反映|反应|投诉|举报|咨询|称|表示|求助)?",
+            # "I want to report / complain about / ask ..."
+            r"(?:我|俺|咱|本人|我们|咱们)(?:这边|这里)?(?:就是|是)?(?:要|想|想要|需要|得|来|"
+            r"打电话|打过来|给你们打电话)*(?:跟|向|给|和)?(?:你|您)?(?:们)?"
+            r"(?:反映|反应|投诉|举报|咨询|求助|报修|登记|报告|说|问)(?:一下|一个|个|下|点)?"
+            r"(?:问题|情况|事情|事儿|事|诉求)?",
+            r"(?:要|想)?(?:反映|反应|投诉|举报|咨询|求助|报修|登记)(?:一下|一个|个|下)?"
+            r"(?:问题|情况|事情|事儿|事|诉求)?",
+            r"(?:我|我们)?(?:想|要)?提(?:个|一个|点)(?:意见|建议)",
+            r"(?:麻烦|请|劳驾)?(?:你|您)?(?:们)?(?:帮我|帮忙|给我|替我|帮我们|给我们)"
+            r"(?:登记|记录|记|反映|反应|问|处理)(?:一下|下)?(?:这个|一个)?"
+            r"(?:问题|情况|事情|事|工单)?",
+            r"(?:我|我们)?(?:想|要)?(?:请问|问一下|问下|问问|咨询一下|了解一下|请教一下|"
+            r"打听一下)(?:你们?|您)?",
+            r"(?:是这样的|事情是这样的|情况是这样的|是这么回事|我跟你们?说|跟你们?说|"
+            r"那个|有个事情?|有件事情?|有一?个问题|有一?个情况)",
+        ]
+    )
+    + ")"
+    + _P
+)
+_CLOSERS = re.compile(
+    _P
+    + "(?:"
+    + "|".join(
+        [
+            r"(?:非常|十分|万分)?(?:谢谢|感谢|多谢)(?:你|您)?(?:们)?(?:了|啦)?",
+            r"(?:辛苦|麻烦|拜托)(?:你|您)?(?:们)?了",
+            r"急+|盼复|望回复|请回复|等回复|请尽快回复|为盼|为谢|是盼",
+            r"(?:恳请|恳求|请求|请|望|希望)(?:各位|相关|有关)?(?:领导|部门|政府)(?:能|能够)?"
+            r"(?:给予|予以)?(?:关注|重视|过问|帮助|帮忙|支持|主持公道)(?:此事|一下)?",
+            r"(?:请|望|希望|恳请|请求|麻烦)?(?:有关|相关|职能|主管)?(?:部门|领导|政府)?"
+            r"(?:尽快|赶紧|赶快|及时|早日)?(?:核实|调查|核查|落实)?(?:并|后)?(?:给予|予以)?"
+            r"(?:处理|解决|回复|答复)(?:一下|下)?",
+        ]
+    )
+    + ")"
+    + _P
+    + "$"
+)
+_WS = re.compile(r"\s+")
+
+
+def _strip_generic(text: str) -> str:
+    """Drop hotline names, then leading openers and trailing closers until none is left."""
+    text = _HOTLINE.sub("", text)
+    while True:
+        stripped = _CLOSERS.sub("", _OPENERS.sub("", text, count=1), count=1)
+        if stripped == text:
+            return text
+        text = stripped
+
+
 def normalise(text: str) -> str:
-    """Traditional → simplified, NFKC (full-width → half-width), lower-case, no whitespace."""
+    """The text the model sees, at training and at prediction.
+
+    Traditional → simplified (OpenCC), NFKC (full-width → half-width), lower-case, no
+    whitespace, then generic openers, politeness and the hotline's own words removed
+    ("你好，我要反映问题，小区路灯坏了，谢谢" → "小区路灯坏了"). A text that is nothing but such
+    words becomes empty, and the classifier then asks for confirmation.
+    """
     text = unicodedata.normalize("NFKC", text or "")
-    return _WS.sub("", _converter().convert(text)).lower()
+    text = _WS.sub("", _converter().convert(text)).lower()
+    return _strip_generic(text)
 
 
 @dataclass(frozen=True)
@@ -96,9 +186,10 @@ def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _sparse_model() -> Pipeline:
+def sparse_model(ngram_range: tuple[int, int] = NGRAM_RANGE) -> Pipeline:
+    """An untrained TF-IDF character n-gram + LinearSVC pipeline (input: normalised text)."""
     return make_pipeline(
-        TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True),
+        TfidfVectorizer(analyzer="char", ngram_range=ngram_range, sublinear_tf=True),
         LinearSVC(C=1.0),
     )
 
@@ -110,7 +201,7 @@ def _fit_temperature(texts: list[str], labels: np.ndarray) -> float:
     scores = np.zeros((len(texts), len(classes)))
     try:
         for train, test in folds.split(texts, labels):
-            model = _sparse_model().fit([texts[i] for i in train], labels[train])
+            model = sparse_model().fit([texts[i] for i in train], labels[train])
             scores[test] = model.decision_function([texts[i] for i in test])
     except ValueError:  # too few examples per class to cross-validate
         return _DEFAULT_TEMPERATURE
@@ -159,7 +250,7 @@ class CategoryClassifier:
             raise ValueError(f"training labels not in taxonomy: {sorted(unknown)}")
         norm = [normalise(t) for t in texts]
         y = np.asarray(labels)
-        self.model = _sparse_model().fit(norm, y)
+        self.model = sparse_model().fit(norm, y)
         self.classes: np.ndarray = self.model.classes_
         self.temperature = _fit_temperature(norm, y)
         self.e5: LogisticRegression | None = None
