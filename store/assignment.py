@@ -16,6 +16,8 @@ from store.models import Agent, Handoff, HandoffEvent, Message, utcnow
 
 DEFAULT_HANDLING = timedelta(minutes=3)
 MAX_AUTO_LOAD = 5  # auto-assign never gives an agent more open chats than this
+VISIT_GAP = timedelta(minutes=30)  # citizen turns further apart belong to different visits
+VISIT_LOOKBACK = timedelta(hours=24)  # time to hand-off looks back at most this far
 
 
 class HandoffTaken(RuntimeError):
@@ -134,6 +136,50 @@ class HandoffMetrics:
         return dict(self.__dict__)
 
 
+def compute_metrics(
+    handoff: Handoff,
+    events: Sequence[HandoffEvent],
+    citizen_turns: Sequence[datetime],
+    previous_end: datetime | None,
+) -> HandoffMetrics:
+    """Metrics of one hand-off from recorded timestamps.
+
+    * time to hand-off: first citizen turn of the visit that led to it → opened. The visit
+      is the run of citizen turns before the opening, after the previous hand-off of the same
+      conversation ended, with no gap longer than VISIT_GAP (a chat from last week is another
+      visit);
+    * wait: opened → first assignment (or → end when nobody took it);
+    * handling: first assignment → end;
+    * outcome: the closing state (resolved / returned_to_bot / expired), None while open.
+    """
+    events = sorted(events, key=lambda e: e.id)
+    opened = events[0].created_at if events else handoff.created_at
+    first_assigned = next((e.created_at for e in events if e.to_state == "assigned"), None)
+    ended = next((e for e in reversed(events) if e.to_state not in handoffs.OPEN_STATES), None)
+    turns = sorted(
+        t for t in citizen_turns if t <= opened and (previous_end is None or t > previous_end)
+    )
+    start: datetime | None = None
+    cursor = opened
+    for turn in reversed(turns):
+        if cursor - turn > VISIT_GAP:
+            break
+        start = cursor = turn
+
+    def secs(a: datetime | None, b: datetime | None) -> float | None:
+        return None if a is None or b is None else max((b - a).total_seconds(), 0.0)
+
+    end_at = ended.created_at if ended else None
+    return HandoffMetrics(
+        handoff=handoff.public_id,
+        reason=handoff.reason,
+        time_to_handoff=secs(start, opened),
+        wait=secs(opened, first_assigned or end_at),
+        handling=secs(first_assigned, end_at),
+        outcome=ended.to_state if ended else None,
+    )
+
+
 async def metrics(session: AsyncSession, handoff: Handoff) -> HandoffMetrics:
     """Metrics of one hand-off from its events and the conversation's messages."""
     events = list(
@@ -146,35 +192,24 @@ async def metrics(session: AsyncSession, handoff: Handoff) -> HandoffMetrics:
         ).scalars()
     )
     opened = events[0].created_at if events else handoff.created_at
-    first_assigned = next((e.created_at for e in events if e.to_state == "assigned"), None)
-    ended = next((e for e in reversed(events) if e.to_state not in handoffs.OPEN_STATES), None)
-    # Time to hand-off: from the first citizen turn since the previous hand-off ended.
-    prev_end = (
+    previous_end = (
         await session.execute(
             select(func.max(Handoff.ended_at)).where(
                 Handoff.conversation_id == handoff.conversation_id, Handoff.id < handoff.id
             )
         )
     ).scalar_one()
-    first_stmt = select(func.min(Message.created_at)).where(
-        Message.conversation_id == handoff.conversation_id, Message.sender == "citizen"
-    )
-    if prev_end is not None:
-        first_stmt = first_stmt.where(Message.created_at > prev_end)
-    first_msg = (await session.execute(first_stmt)).scalar_one()
-
-    def secs(a: datetime | None, b: datetime | None) -> float | None:
-        return None if a is None or b is None else max((b - a).total_seconds(), 0.0)
-
-    wait_end = first_assigned or (ended.created_at if ended else None)
-    return HandoffMetrics(
-        handoff=handoff.public_id,
-        reason=handoff.reason,
-        time_to_handoff=secs(first_msg, opened),
-        wait=secs(opened, wait_end),
-        handling=secs(first_assigned, ended.created_at if ended else None),
-        outcome=ended.to_state if ended else None,
-    )
+    turns = (
+        await session.execute(
+            select(Message.created_at).where(
+                Message.conversation_id == handoff.conversation_id,
+                Message.sender == "citizen",
+                Message.created_at >= opened - VISIT_LOOKBACK,
+                Message.created_at <= opened,
+            )
+        )
+    ).scalars()
+    return compute_metrics(handoff, events, list(turns), previous_end)
 
 
 async def summary(session: AsyncSession, since: datetime) -> dict[str, Any]:

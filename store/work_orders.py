@@ -1,4 +1,5 @@
-"""Work-order repository: create (idempotent), find, list, delay, supervise, rate."""
+"""Work-order repository: create (idempotent), find, list, note, delay, deadlines, supervise,
+rate."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from store.models import (
     ChannelIdentity,
     Citizen,
     Conversation,
+    Department,
     Rating,
     WorkOrder,
     WorkOrderEvent,
@@ -155,9 +157,13 @@ async def by_id(session: AsyncSession, order_id: int) -> WorkOrder:
     return (await session.execute(stmt)).scalar_one()
 
 
-async def by_tracking_no(session: AsyncSession, tracking_no: str) -> WorkOrder | None:
-    """An order by its (normalised) tracking number."""
+async def by_tracking_no(
+    session: AsyncSession, tracking_no: str, *, for_update: bool = False
+) -> WorkOrder | None:
+    """An order by its (normalised) tracking number; `for_update` locks the row on PostgreSQL."""
     stmt = select(WorkOrder).where(WorkOrder.tracking_no == tracking_no).options(*_loaded())
+    if for_update:
+        stmt = stmt.with_for_update(of=WorkOrder)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -175,11 +181,64 @@ async def orders_for_citizen(
     return list((await session.execute(stmt)).scalars())
 
 
+async def open_orders(session: AsyncSession, limit: int = 200) -> Sequence[WorkOrder]:
+    """Orders still being handled, 督办 first, then by result deadline (soonest first)."""
+    stmt = (
+        select(WorkOrder)
+        .where(WorkOrder.status.in_(lifecycle.OPEN_STATUSES))
+        .options(*_loaded())
+        .order_by(
+            WorkOrder.supervision.desc(),
+            WorkOrder.result_due.is_(None),
+            WorkOrder.result_due,
+            WorkOrder.id,
+        )
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def department_by_code(session: AsyncSession, code: str) -> Department | None:
+    """A department (承办单位) by its code."""
+    stmt = select(Department).where(Department.code == code)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def deadline_flags(order: WorkOrder, now: datetime | None = None) -> dict[str, bool]:
+    """Whether an open order missed its response deadline (no department has started work,
+    i.e. it never reached `in_progress`) or its result deadline; `order.events` must be
+    loaded."""
+    now = now or utcnow()
+    is_open = order.status in lifecycle.OPEN_STATUSES
+    responded = any(e.to_status == "in_progress" for e in order.events)
+    return {
+        "response_overdue": bool(
+            is_open and not responded and order.response_due and order.response_due < now
+        ),
+        "result_overdue": bool(is_open and order.result_due and order.result_due < now),
+    }
+
+
+async def add_note(session: AsyncSession, order: WorkOrder, text: str, actor: str) -> None:
+    """A note on the order's timeline (what the citizen added later, what the department
+    said); the citizen sees it when looking the order up, no message is pushed."""
+    text = (text or "").strip()
+    if not text:
+        raise InvalidWorkOrder("补充内容不能为空")
+    session.add(WorkOrderEvent(work_order_id=order.id, kind="note", actor=actor, note=text[:2000]))
+    await session.flush()
+
+
 async def set_delay_reason(
     session: AsyncSession, order: WorkOrder, reason: str, actor: str
 ) -> None:
-    """Record why an order takes longer; the citizen sees it and is told."""
-    order.delay_reason = reason.strip()[:500]
+    """Record why an open order takes longer; the citizen sees it in lookups and is told."""
+    reason = (reason or "").strip()[:500]
+    if not reason:
+        raise InvalidWorkOrder("请填写延期原因")
+    if order.status not in lifecycle.OPEN_STATUSES:
+        raise InvalidWorkOrder("工单已办结，无需延期说明")
+    order.delay_reason = reason
     session.add(WorkOrderEvent(work_order_id=order.id, kind="delay", actor=actor, note=reason))
     await session.flush()
     lifecycle.notify(session, order, "delay", reason, actor)

@@ -11,13 +11,20 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.console import auth, notice
+from bot.console import auth, notice, orders
 from bot.console.auth import error, requires, session_of
 from bot.console.live import PRIVATE_TOPIC, publish_handoff, tell_citizen
-from bot.console.views import handoff_summary, masked_message, masked_value
+from bot.console.views import (
+    NoSuchEntry,
+    context_entry,
+    handoff_summary,
+    masked_message,
+    masked_paths,
+    masked_value,
+)
 from bot.keys import BUS, CIPHER, DB, ROUTER
 from bot.messages import Reply
-from store import agents, assignment, canned, conversations, handoffs
+from store import agents, assignment, canned, conversations, handoffs, work_orders
 from store.bus import LockTimeout
 from store.models import (
     Agent,
@@ -101,45 +108,34 @@ async def get_handoff(request: web.Request) -> web.Response:
             for m in transcript
             if m["from"] == "citizen" and m["intent"]
         ][-5:]
-        orders = await _orders(request, s, identity.citizen_id)
+        citizen_orders = await _orders(request, s, session, identity.citizen_id)
         values = {
             "name": identity.display_name or "",
             "agent": session.display_name,
-            "tracking_no": orders[0]["tracking_no"] if orders else "",
+            "tracking_no": citizen_orders[0]["tracking_no"] if citizen_orders else "",
         }
         metrics = (await assignment.metrics(s, handoff)).as_dict()
     return web.json_response(
         {
             "handoff": summary,
             "context": masked_value(handoff.context or {}),
+            "context_masked": masked_paths(handoff.context or {}),
             "transcript": transcript,
             "intents": intents,
-            "work_orders": orders,
+            "work_orders": citizen_orders,
             "canned": canned.rendered(values),
             "metrics": metrics,
         }
     )
 
 
-async def _orders(request: web.Request, s, citizen_id: int) -> list[dict[str, Any]]:
-    try:
-        from store import work_orders
-        from store.views import view_of
-    except ImportError:  # work orders not built in this checkout
-        return []
-    orders = await work_orders.orders_for_citizen(s, citizen_id)
+async def _orders(
+    request: web.Request, s, session: auth.ConsoleSession, citizen_id: int
+) -> list[dict[str, Any]]:
+    """The citizen's recent orders (masked) with what this user may do to each."""
     out = []
-    for order in orders:
-        data = view_of(order, request.app[CIPHER]).to_json()
-        out.append(
-            {
-                "tracking_no": data["tracking_no"],
-                "status": data["status"],
-                "status_label": data["status_label"],
-                "description": data["description"][:120],
-                "created_at": data["created_at"],
-            }
-        )
+    for order in await work_orders.orders_for_citizen(s, citizen_id):
+        out.append(orders.console_order(order, request, await orders.access(s, session, order)))
     return out
 
 
@@ -310,6 +306,26 @@ async def reveal(request: web.Request) -> web.Response:
     return web.json_response({"id": message_id, "text": text})
 
 
+@requires("agent", write=True)
+async def reveal_context(request: web.Request) -> web.Response:
+    """`POST /console/api/handoffs/{id}/context/reveal {"path": ["slots", "phone"]}` → the
+    unmasked value of one entry of what the bot learnt; audited (`reveal context:<id>:<path>`)."""
+    session = session_of(request)
+    path = (await _body(request) or {}).get("path")
+    if not isinstance(path, list) or not 0 < len(path) <= 8:
+        return error(400, "请指定要查看的字段")
+    async with request.app[DB].session() as s:
+        handoff = await _handoff_or_404(s, request.match_info["id"])
+        try:
+            value = context_entry(handoff.context, path)
+        except NoSuchEntry:
+            return error(404, "该字段不存在")
+        public_id = handoff.public_id
+    dotted = ".".join(str(p) for p in path)
+    await auth.audit(request, session.agent_id, "reveal", f"context:{public_id}:{dotted}")
+    return web.json_response({"path": path, "value": value})
+
+
 async def _summary_response(request: web.Request, handoff: Handoff) -> web.Response:
     async with request.app[DB].session() as s:
         h = await s.get_one(Handoff, handoff.id)
@@ -321,17 +337,24 @@ async def _summary_response(request: web.Request, handoff: Handoff) -> web.Respo
 
 @requires("agent")
 async def categories(request: web.Request) -> web.Response:
-    """`GET /console/api/categories` → work-order categories for the form (code, name)."""
-    from store.models import Category
+    """`GET /console/api/categories` → work-order categories for the form and departments
+    (承办单位) to dispatch to, each as code and name."""
+    from store.models import Category, Department
 
     async with request.app[DB].session() as s:
         rows = list((await s.execute(select(Category).order_by(Category.id))).scalars())
+        departments = list((await s.execute(select(Department).order_by(Department.id))).scalars())
     names = {c.id: c.name for c in rows}
     items = [
         {"code": c.code, "name": f"{names[c.parent_id]} / {c.name}" if c.parent_id else c.name}
         for c in rows
     ]
-    return web.json_response({"categories": items})
+    return web.json_response(
+        {
+            "categories": items,
+            "departments": [{"code": d.code, "name": d.name} for d in departments],
+        }
+    )
 
 
 @requires("agent", write=True)
@@ -341,8 +364,6 @@ async def create_order(request: web.Request) -> web.Response:
     Body: kind, category_code?, description, location?, contact_name?, phone. The same body sent
     twice (a double click, a retry) files one order. The citizen is told the tracking number.
     """
-    from store import work_orders
-
     session = session_of(request)
     body = await _body(request)
     if body is None:
@@ -392,9 +413,6 @@ async def create_order(request: web.Request) -> web.Response:
 async def note_order(request: web.Request) -> web.Response:
     """`POST /console/api/handoffs/{id}/work-orders/{tracking_no}/note {"text"}`: add what the
     citizen said later to one of *their* work orders (an event on its timeline)."""
-    from store import work_orders
-    from store.models import WorkOrderEvent
-
     session = session_of(request)
     text = _text(await _body(request))
     if text is None:
@@ -408,11 +426,7 @@ async def note_order(request: web.Request) -> web.Response:
         identity = await s.get_one(ChannelIdentity, conv.channel_identity_id)
         if order.citizen_id != identity.citizen_id:
             return error(404, "工单不存在")
-        s.add(
-            WorkOrderEvent(
-                work_order_id=order.id, kind="note", actor=f"agent:{session.username}", note=text
-            )
-        )
+        await work_orders.add_note(s, order, text, f"agent:{session.username}")
     return web.json_response({"ok": True})
 
 
@@ -550,6 +564,7 @@ def routes() -> list[web.RouteDef]:
         web.post(f"{p}/handoffs/{{id}}/return", return_to_bot),
         web.post(f"{p}/handoffs/{{id}}/close", close),
         web.post(f"{p}/messages/{{id}}/reveal", reveal),
+        web.post(f"{p}/handoffs/{{id}}/context/reveal", reveal_context),
         web.get(f"{p}/categories", categories),
         web.post(f"{p}/handoffs/{{id}}/work-orders", create_order),
         web.post(f"{p}/handoffs/{{id}}/work-orders/{{tracking_no}}/note", note_order),

@@ -1,11 +1,17 @@
 """An agent in the console and a citizen in the widget, both in headless Chromium: the citizen
-asks for a human, the agent sees it appear without reloading, claims, replies, hands back to
-the bot, and the bot answers the citizen's next question."""
+asks for a human, the agent sees it appear without reloading, claims, replies, records progress
+on the citizen's work order, hands back to the bot, and the bot answers the citizen's next
+question."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from bot.keys import CIPHER, DB
+from store import lifecycle, work_orders
+from store.categories import seed_taxonomy
+from store.models import ChannelIdentity, Conversation
 from tests.browser.test_widget import new_page, open_widget, send
 from tests.integration.test_console_helpers import PASSWORD, make_agent, unique
 
@@ -19,6 +25,34 @@ def settings(settings):
     return settings.model_copy(
         update={"console_auto_assign": False, "service_hours": "mon-sun 00:00-24:00"}
     )
+
+
+async def _dispatched_order(gateway) -> str:
+    """The widget citizen's earlier work order, already dispatched by a supervisor."""
+    async with gateway.app[DB].session() as s:
+        await seed_taxonomy(s)
+        conv = (
+            await s.execute(
+                select(Conversation)
+                .join(ChannelIdentity, Conversation.channel_identity_id == ChannelIdentity.id)
+                .where(ChannelIdentity.channel == "web")
+            )
+        ).scalar_one()
+        order = await work_orders.create_work_order(
+            s,
+            gateway.app[CIPHER],
+            conversation=conv,
+            kind="report",
+            category_code="urban",
+            description="小区门口路灯坏了",
+            location=None,
+            contact_name=None,
+            phone="13812345678",
+            actor="bot",
+            idempotency_key=None,
+        )
+        await lifecycle.transition(s, order, "dispatched", "agent:boss")
+        return order.tracking_no
 
 
 async def test_agent_sees_claims_replies_and_returns_to_bot(
@@ -77,6 +111,17 @@ async def test_agent_sees_claims_replies_and_returns_to_bot(
         await agent.get_by_role("button", name="发送").click()
         await agent.locator("#transcript .msg.internal").wait_for()
         await agent.locator("#as-note").uncheck()
+
+        # The citizen's dispatched work order: the agent records that work began; the citizen
+        # is told by the notifier.
+        number = await _dispatched_order(gateway)
+        await agent.locator(".queue-item.selected").click()
+        card = agent.locator("#orders .order", has_text=number)
+        await card.get_by_text("办理 / 更新工单").click()
+        await card.get_by_label("变更状态").select_option("in_progress")
+        await card.get_by_role("button", name="更新状态").click()
+        await card.locator(".state", has_text="办理中").wait_for()
+        await citizen.get_by_text(f"您的工单 {number} 正在办理中。").wait_for()
         await agent.screenshot(path=str(screenshots / "console.png"))
 
         # Back to the bot; the bot answers the next question.

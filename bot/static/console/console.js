@@ -21,8 +21,11 @@
   var REASONS = { request_human: "主动转人工", fallback: "机器人无法回答",
     rasa_down: "机器人故障", claimed: "坐席接管" };
 
+  var OUTCOMES = { resolved: "已解决", returned_to_bot: "转回机器人", expired: "超时未接",
+    open: "进行中" };
+
   var state = { me: null, csrf: "", handoffs: {}, tab: "pending", current: null,
-    detail: null, seenOpened: {}, agents: [], ws: null, skew: 0 };
+    detail: null, seenOpened: {}, agents: [], ws: null, skew: 0, departments: [], view: "chat" };
 
   function $(id) { return document.getElementById(id); }
   function el(tag, cls, text) {
@@ -81,6 +84,12 @@
     var d = new Date(iso);
     return (d.getHours() < 10 ? "0" : "") + d.getHours() + ":" + (d.getMinutes() < 10 ? "0" : "") + d.getMinutes();
   }
+  function dateTime(iso) {
+    if (!iso) return "—";
+    var d = new Date(iso);
+    return (d.getMonth() + 1) + "月" + d.getDate() + "日 " + clock(iso);
+  }
+  function isBoss() { return !!state.me && (state.me.role === "supervisor" || state.me.role === "admin"); }
 
   // ---- alerts: sound + title badge ---------------------------------------------------------
   var audioCtx = null;
@@ -281,26 +290,49 @@
     list.appendChild(li);
   }
 
+  function slotText(value) {
+    if (Array.isArray(value)) {
+      return value.map(function (v) { return v && typeof v === "object" ? JSON.stringify(v) : String(v); }).join("、");
+    }
+    return String(value);
+  }
+
   function renderContext(d) {
     var slots = $("slots");
     clear(slots);
     var entries = [];
+    var masked = {};
+    (d.context_masked || []).forEach(function (p) { masked[JSON.stringify(p)] = true; });
     function label(k) { return Object.prototype.hasOwnProperty.call(SLOT_LABELS, k) ? SLOT_LABELS[k] : k; }
-    function walk(prefix, value) {
+    function walk(prefix, keys, value) {
       if (value && typeof value === "object" && !Array.isArray(value)) {
         Object.keys(value).forEach(function (k) {
           var name = label(k);
-          walk(prefix && name ? prefix + " · " + name : (prefix || name), value[k]);
+          walk(prefix && name ? prefix + " · " + name : (prefix || name), keys.concat([k]), value[k]);
         });
-      } else if (Array.isArray(value)) {
-        entries.push([prefix, value.map(function (v) {
-          return v && typeof v === "object" ? JSON.stringify(v) : String(v); }).join("、")]);
-      } else if (value !== null && value !== undefined && value !== "") {
-        entries.push([prefix, value]);
+      } else if (value !== null && value !== undefined && value !== "" &&
+                 !(Array.isArray(value) && value.length === 0)) {
+        entries.push([prefix, slotText(value), keys]);
       }
     }
-    walk("", d.context || {});
-    entries.forEach(function (e) { slots.appendChild(el("dt", null, e[0])); slots.appendChild(el("dd", null, e[1])); });
+    walk("", [], d.context || {});
+    var hid = d.handoff.id;
+    entries.forEach(function (e) {
+      slots.appendChild(el("dt", null, e[0]));
+      var dd = el("dd", null, e[1]);
+      if (masked[JSON.stringify(e[2])]) {
+        var reveal = el("button", "link reveal", "显示");
+        reveal.title = "查看完整内容（将被记录）";
+        reveal.addEventListener("click", function () {
+          request("POST", "/handoffs/" + encodeURIComponent(hid) + "/context/reveal", { path: e[2] })
+            .then(function (data) { dd.textContent = slotText(data.value); })
+            .catch(function (err) { alert(err.message); });
+        });
+        dd.appendChild(document.createTextNode(" "));
+        dd.appendChild(reveal);
+      }
+      slots.appendChild(dd);
+    });
     $("slots-empty").hidden = entries.length > 0;
     var intents = $("intents");
     clear(intents);
@@ -317,12 +349,186 @@
     $("intents-empty").hidden = d.intents.length > 0;
     var orders = $("orders");
     clear(orders);
-    (d.work_orders || []).forEach(function (o) {
+    (d.work_orders || []).forEach(function (o) { orders.appendChild(orderCard(o)); });
+  }
+
+  // ---- work orders: one card, in the conversation view and on the supervisor board -------------
+  function orderCard(o, open) {
+    var overdue = o.supervision || o.result_overdue || o.response_overdue;
+    var li = el("li", "order" + (overdue ? " overdue" : ""));
+    li.dataset.no = o.tracking_no;
+    var head = el("div", "order-head");
+    head.appendChild(el("strong", null, o.tracking_no));
+    head.appendChild(el("span", "state wo-" + o.status, o.status_label));
+    if (o.supervision) head.appendChild(el("span", "flag", "督办"));
+    if (o.result_overdue) head.appendChild(el("span", "flag", "办理超期"));
+    else if (o.response_overdue) head.appendChild(el("span", "flag", "响应超期"));
+    li.appendChild(head);
+    li.appendChild(el("div", "muted", [o.kind_label, o.category, o.department].filter(Boolean).join(" · ")));
+    var desc = el("div", "order-desc", o.description);
+    li.appendChild(desc);
+    var meta = el("dl", "slots order-meta");
+    var contact = el("dd", null, [o.contact_name, o.phone].filter(Boolean).join(" ") || "—");
+    var place = el("dd", null, o.location || "—");
+    [["联系人", contact], ["地点", place], ["受理", el("dd", null, dateTime(o.created_at))],
+     ["响应时限", el("dd", o.response_overdue ? "late" : null, dateTime(o.response_due))],
+     ["办结时限", el("dd", o.result_overdue ? "late" : null, dateTime(o.result_due))]
+    ].forEach(function (row) { meta.appendChild(el("dt", null, row[0])); meta.appendChild(row[1]); });
+    if (o.delay_reason) { meta.appendChild(el("dt", null, "延期说明")); meta.appendChild(el("dd", "order-delay", o.delay_reason)); }
+    li.appendChild(meta);
+    if (o.masked && o.can_reveal) {
+      var reveal = el("button", "link reveal", "显示号码");
+      reveal.title = "查看完整联系方式和描述（将被记录）";
+      reveal.addEventListener("click", function () {
+        request("POST", "/work-orders/" + encodeURIComponent(o.tracking_no) + "/reveal").then(function (data) {
+          desc.textContent = data.description;
+          contact.textContent = [data.contact_name, data.phone].filter(Boolean).join(" ") || "—";
+          place.textContent = data.location || "—";
+          reveal.remove();
+        }).catch(function (e) { alert(e.message); });
+      });
+      li.appendChild(reveal);
+    }
+    if (o.next.length || o.can_note || o.can_delay) li.appendChild(orderActions(o, li, open));
+    if (o.timeline && o.timeline.length) {
+      var hist = el("details", "order-history");
+      hist.appendChild(el("summary", null, "办理记录（" + o.timeline.length + "）"));
+      var ol = el("ol", "timeline");
+      o.timeline.forEach(function (t) {
+        var item = el("li");
+        item.appendChild(el("span", "muted", dateTime(t.at) + " "));
+        item.appendChild(el("strong", null, t.label));
+        if (t.note) item.appendChild(el("div", "timeline-note", t.note));
+        ol.appendChild(item);
+      });
+      hist.appendChild(ol);
+      li.appendChild(hist);
+    }
+    return li;
+  }
+
+  function orderActions(o, card, open) {
+    var box = el("details", "order-actions");
+    box.open = !!open;
+    box.appendChild(el("summary", null, "办理 / 更新工单"));
+    var msg = el("p", "muted order-msg");
+    msg.setAttribute("role", "status");
+    var path = "/work-orders/" + encodeURIComponent(o.tracking_no);
+    function send(sub, body, button) {
+      button.disabled = true;
+      msg.textContent = "";
+      return request("POST", path + sub, body).then(function (data) {
+        var fresh = orderCard(data.work_order, true);
+        card.replaceWith(fresh);
+        var done = fresh.querySelector(".order-msg");
+        if (done) done.textContent = "已更新：" + data.work_order.status_label;
+      }).catch(function (e) { msg.textContent = e.message; button.disabled = false; });
+    }
+    if (o.next.length) {
+      var form = el("form", "wo-form");
+      var to = el("select"); to.setAttribute("aria-label", "变更状态");
+      o.next.forEach(function (n) { var opt = el("option", null, n.label); opt.value = n.status; to.appendChild(opt); });
+      var dept = el("select"); dept.setAttribute("aria-label", "承办单位");
+      var keep = el("option", null, o.department ? "保持：" + o.department : "请选择承办单位"); keep.value = ""; dept.appendChild(keep);
+      state.departments.forEach(function (d) { var opt = el("option", null, d.name); opt.value = d.code; dept.appendChild(opt); });
+      var note = el("textarea"); note.rows = 2; note.maxLength = 2000;
+      note.setAttribute("aria-label", "状态说明");
+      note.placeholder = "说明（市民可见；退单写原因，办结写办理结果）";
+      var go = el("button", "primary small", "更新状态"); go.type = "submit";
+      function sync() { dept.hidden = to.value !== "dispatched"; }
+      to.addEventListener("change", sync); sync();
+      form.appendChild(to); form.appendChild(dept); form.appendChild(note); form.appendChild(go);
+      form.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var body = { to: to.value, note: note.value };
+        if (to.value === "dispatched" && dept.value) body.department_code = dept.value;
+        send("/status", body, go);
+      });
+      box.appendChild(form);
+    }
+    if (o.can_note) {
+      var nform = el("form", "wo-form");
+      var text = el("textarea"); text.rows = 2; text.maxLength = 2000; text.required = true;
+      text.setAttribute("aria-label", "补充说明");
+      text.placeholder = "补充说明（市民查询工单时可见）";
+      var add = el("button", "small", "添加补充"); add.type = "submit";
+      nform.appendChild(text); nform.appendChild(add);
+      nform.addEventListener("submit", function (ev) { ev.preventDefault(); send("/note", { text: text.value }, add); });
+      box.appendChild(nform);
+    }
+    if (o.can_delay) {
+      var dform = el("form", "wo-form");
+      var reason = el("input"); reason.maxLength = 500; reason.required = true;
+      reason.setAttribute("aria-label", "延期原因");
+      reason.placeholder = "延期原因（将告知市民）";
+      reason.value = o.delay_reason || "";
+      var save = el("button", "small", "保存延期说明"); save.type = "submit";
+      dform.appendChild(reason); dform.appendChild(save);
+      dform.addEventListener("submit", function (ev) { ev.preventDefault(); send("/delay", { reason: reason.value }, save); });
+      box.appendChild(dform);
+    }
+    box.appendChild(msg);
+    return box;
+  }
+
+  // ---- supervisor board: open work orders and analytics --------------------------------------
+  function switchView(view) {
+    state.view = view;
+    Array.prototype.forEach.call(document.querySelectorAll(".view"), function (b) {
+      b.classList.toggle("active", b.dataset.view === view);
+    });
+    $("chat-view").hidden = view !== "chat";
+    $("board").hidden = view !== "board";
+    if (view === "board") loadBoard();
+  }
+
+  function minutes(seconds) {
+    return seconds === null || seconds === undefined ? "—" : duration(seconds);
+  }
+
+  function loadBoard() {
+    var days = $("board-days").value;
+    request("GET", "/analytics?days=" + encodeURIComponent(days)).then(renderStats)
+      .catch(function (e) { $("board-error").textContent = e.message; $("board-error").hidden = false; });
+    request("GET", "/work-orders" + ($("board-overdue").checked ? "?overdue=1" : "")).then(function (data) {
+      var list = $("board-orders");
+      clear(list);
+      data.work_orders.forEach(function (o) { list.appendChild(orderCard(o)); });
+      $("board-empty").hidden = data.work_orders.length > 0;
+    }).catch(function (e) { $("board-error").textContent = e.message; $("board-error").hidden = false; });
+  }
+
+  function renderStats(data) {
+    $("board-error").hidden = true;
+    var h = data.handoffs, r = data.ratings, w = data.work_orders;
+    var stats = $("stats");
+    clear(stats);
+    function card(title, value, sub) {
+      var c = el("div", "stat");
+      c.appendChild(el("div", "stat-title", title));
+      c.appendChild(el("div", "stat-value", value));
+      if (sub) c.appendChild(el("div", "muted", sub));
+      stats.appendChild(c);
+    }
+    var outcomes = Object.keys(h.outcomes).map(function (k) { return (OUTCOMES[k] || k) + " " + h.outcomes[k]; }).join(" · ");
+    card("转人工", String(h.count), outcomes || "暂无");
+    card("转人工前对话时长（中位）", minutes(h.median_time_to_handoff));
+    card("排队等待（中位）", minutes(h.median_wait));
+    card("人工处理时长（中位）", minutes(h.median_handling));
+    card("满意率", r.satisfaction_rate === null ? "—" : Math.round(r.satisfaction_rate * 1000) / 10 + "%",
+      "满意 " + r.scores.satisfied + " · 基本满意 " + r.scores.basically_satisfied + " · 不满意 " + r.scores.unsatisfied);
+    card("在办工单", String(w.open), "超期 " + w.overdue + " · 督办 " + w.supervision + " · 延期 " + w.delayed + " · 期间受理 " + w.filed);
+    var perDay = $("per-day");
+    clear(perDay);
+    var max = Math.max.apply(null, [1].concat(h.per_day.map(function (d) { return d.handoffs; })));
+    h.per_day.forEach(function (d) {
       var li = el("li");
-      li.appendChild(el("strong", null, o.tracking_no));
-      li.appendChild(el("span", "state", o.status_label));
-      li.appendChild(el("div", "muted", o.description));
-      orders.appendChild(li);
+      li.appendChild(el("span", "day", d.day.slice(5)));
+      var bar = el("span", "bar"); var fill = el("span", "fill");
+      fill.style.width = Math.round(d.handoffs / max * 100) + "%";
+      bar.appendChild(fill); li.appendChild(bar);
+      li.appendChild(el("span", "pct", String(d.handoffs)));
+      perDay.appendChild(li);
     });
   }
 
@@ -332,6 +538,7 @@
       data.categories.forEach(function (c) {
         var o = el("option", null, c.name); o.value = c.code; sel.appendChild(o);
       });
+      state.departments = data.departments || [];
     }).catch(function () { /* the form still works without a category */ });
   }
 
@@ -418,12 +625,19 @@
       state.me = data.agent; state.csrf = data.csrf;
       $("me-name").textContent = data.agent.display_name;
       $("me-role").textContent = ROLES[data.agent.role] || data.agent.role;
+      $("views").hidden = !isBoss();
       loadCategories();
       return loadQueue();
     }).then(connect);
     Array.prototype.forEach.call(document.querySelectorAll(".tab"), function (b) {
       b.addEventListener("click", function () { switchTab(b.dataset.tab); });
     });
+    Array.prototype.forEach.call(document.querySelectorAll(".view"), function (b) {
+      b.addEventListener("click", function () { switchView(b.dataset.view); });
+    });
+    $("board-days").addEventListener("change", loadBoard);
+    $("board-overdue").addEventListener("change", loadBoard);
+    $("board-refresh").addEventListener("click", loadBoard);
     $("logout").addEventListener("click", function () {
       request("POST", "/logout").then(function () { location.href = "/console/login"; });
     });
