@@ -21,6 +21,14 @@ from actions.common import (
 
 log = logging.getLogger(__name__)
 PII_SLOTS = ("phone", "contact_name", "description", "location")
+# What the form had learnt, shown to the agent (encrypted at rest by the store client).
+CONTEXT_SLOTS = ("work_order_kind", "category", *PII_SLOTS, "tracking_no")
+
+
+def filled_slots(tracker: Tracker) -> dict[str, Any]:
+    """The form slots the bot has filled so far, so the agent does not ask again."""
+    values = {name: tracker.get_slot(name) for name in CONTEXT_SLOTS}
+    return {name: value for name, value in values.items() if value not in (None, "", [])}
 
 
 class ActionHandoff(StoreAction):
@@ -36,6 +44,7 @@ class ActionHandoff(StoreAction):
         context = {
             "last_intents": recent_intents(tracker),
             "last_text": safe_excerpt(latest_text(tracker)),
+            "slots": filled_slots(tracker),
         }
         try:
             ticket = await self.store.request_handoff(

@@ -15,6 +15,7 @@ from store import conversations, handoffs, lookup, work_orders
 from store.bus import Bus, create_bus
 from store.crypto import PersonalDataCipher
 from store.db import Database
+from store.handoff_context import seal
 from store.models import Category, ChannelIdentity, Conversation, utcnow
 from store.views import WorkOrderView, view_of
 
@@ -148,7 +149,7 @@ class StoreClient:
             conv = await conversations.conversation_by_public_id(s, sender_id)
             if conv is None:
                 return HandoffTicket("抱歉，暂时无法转接人工，请稍后再试。", [])
-            handoff = await handoffs.request(s, conv, reason, context)
+            handoff = await handoffs.request(s, conv, reason, seal(context, self.cipher))
             try:
                 from store.assignment import handoff_notice
             except ImportError:

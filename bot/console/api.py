@@ -26,6 +26,7 @@ from bot.keys import BUS, CIPHER, DB, ROUTER
 from bot.messages import Reply
 from store import agents, assignment, canned, conversations, handoffs, work_orders
 from store.bus import LockTimeout
+from store.handoff_context import unseal
 from store.models import (
     Agent,
     ChannelIdentity,
@@ -115,11 +116,12 @@ async def get_handoff(request: web.Request) -> web.Response:
             "tracking_no": citizen_orders[0]["tracking_no"] if citizen_orders else "",
         }
         metrics = (await assignment.metrics(s, handoff)).as_dict()
+    context = unseal(handoff.context, request.app[CIPHER])
     return web.json_response(
         {
             "handoff": summary,
-            "context": masked_value(handoff.context or {}),
-            "context_masked": masked_paths(handoff.context or {}),
+            "context": masked_value(context),
+            "context_masked": masked_paths(context),
             "transcript": transcript,
             "intents": intents,
             "work_orders": citizen_orders,
@@ -317,7 +319,7 @@ async def reveal_context(request: web.Request) -> web.Response:
     async with request.app[DB].session() as s:
         handoff = await _handoff_or_404(s, request.match_info["id"])
         try:
-            value = context_entry(handoff.context, path)
+            value = context_entry(unseal(handoff.context, request.app[CIPHER]), path)
         except NoSuchEntry:
             return error(404, "该字段不存在")
         public_id = handoff.public_id

@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from bot.keys import CHANNELS, DB
+from bot.keys import CHANNELS, CIPHER, DB
 from store import conversations, handoffs
 from store.categories import seed_taxonomy
+from store.handoff_context import seal, unseal
 from store.models import AuditLog, Handoff, Outbox, WorkOrder, WorkOrderEvent
 from tests.integration.test_console_helpers import (
     Console,
@@ -269,7 +270,8 @@ async def test_handoff_context_is_masked_and_each_entry_revealable_with_audit(
     }
     async with gateway.app[DB].session() as s:
         conv = await conversations.ensure_conversation(s, "rest", "ctx1")
-        hid = (await handoffs.request(s, conv, "request_human", context)).public_id
+        sealed = seal(context, gateway.app[CIPHER])  # as the action server's store client does
+        hid = (await handoffs.request(s, conv, "request_human", sealed)).public_id
     agent = await _signed_in(gateway, settings)
     try:
         detail = await (await agent.get(f"/console/api/handoffs/{hid}")).json()
@@ -297,4 +299,6 @@ async def test_handoff_context_is_masked_and_each_entry_revealable_with_audit(
     assert sum(t.startswith("reveal context:") for t in trail) == 1
     async with gateway.app[DB].session() as s:
         stored = (await s.execute(select(Handoff).where(Handoff.public_id == hid))).scalar_one()
-        assert stored.context["slots"]["phone"] == "13812345678"  # masking is for display only
+        assert "13812345678" not in str(stored.context)  # encrypted at rest
+        opened = unseal(stored.context, gateway.app[CIPHER])
+        assert opened["slots"]["phone"] == "13812345678"  # masking is for display only
