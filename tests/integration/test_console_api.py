@@ -21,6 +21,7 @@ from tests.conftest import REDIS_URL
 from tests.integration.test_console_helpers import (
     Console,
     RecordingChannel,
+    claim_by_hand,
     make_agent,
     next_event,
     unique,
@@ -31,9 +32,7 @@ from tests.integration.test_console_helpers import (
 @pytest.fixture
 def settings(settings):
     """Claims by hand unless a test turns auto-assign on; open around the clock."""
-    return settings.model_copy(
-        update={"console_auto_assign": False, "service_hours": "mon-sun 00:00-24:00"}
-    )
+    return claim_by_hand(settings)
 
 
 async def _open_handoff(gateway, fake_rasa, sender: str, text: str = "转人工") -> str:

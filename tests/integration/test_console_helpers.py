@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from bot.messages import Reply
+from bot.settings import Settings
 from store import agents
 from store.db import Database
 
@@ -108,3 +109,10 @@ async def wait_until(predicate, within: float = 5.0) -> None:
         if loop.time() > deadline:
             raise TimeoutError("condition not met")
         await asyncio.sleep(0.05)
+
+
+def claim_by_hand(settings: Settings) -> Settings:
+    """Settings where agents claim hand-offs themselves and the service is always open."""
+    return settings.model_copy(
+        update={"console_auto_assign": False, "service_hours": "mon-sun 00:00-24:00"}
+    )

@@ -10,6 +10,7 @@ from bot.keys import CHANNELS
 from tests.integration.test_console_helpers import (
     Console,
     RecordingChannel,
+    claim_by_hand,
     make_agent,
     next_event,
     unique,
@@ -20,9 +21,7 @@ from tests.integration.test_console_helpers import (
 @pytest.fixture
 def settings(settings):
     """Agents claim by hand here; service is open around the clock."""
-    return settings.model_copy(
-        update={"console_auto_assign": False, "service_hours": "mon-sun 00:00-24:00"}
-    )
+    return claim_by_hand(settings)
 
 
 async def _say(gateway, sender: str, text: str) -> list[dict]:
