@@ -17,6 +17,20 @@ class Button:
 
 
 @dataclass(frozen=True)
+class StatusNotice:
+    """A work-order status push in structured form.
+
+    Platforms that cannot send free text outside a reply window (WeChat's 48 hours) fill a
+    template with it instead; every field is plain text for the citizen.
+    """
+
+    tracking_no: str
+    status: str  # what the citizen reads: 已派单, 办理中, 已办结 …
+    time: str  # when it changed, local time, e.g. 2026年1月5日 14:30
+    url: str | None = None  # the public lookup page, when the gateway has a public address
+
+
+@dataclass(frozen=True)
 class Reply:
     """One message to a citizen, from the bot, an agent or the system (status pushes)."""
 
@@ -24,6 +38,7 @@ class Reply:
     buttons: tuple[Button, ...] = ()
     link: str | None = None
     sender: Speaker = "bot"
+    notice: StatusNotice | None = None  # set on status pushes (template fallback)
 
     def to_rest(self, recipient_id: str) -> dict[str, Any]:
         """Rasa's REST channel shape: `{"recipient_id", "text", "buttons"?}`."""

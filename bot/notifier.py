@@ -3,6 +3,12 @@ hand-off changes to live consoles, and the periodic 督办 sweep.
 
 At least once: a row is marked delivered only after every channel was tried; a per-channel
 dedupe key in the bus keeps a retry from telling a citizen the same thing twice.
+
+A status push carries its structured form (`StatusNotice`: tracking number, status, time, lookup
+page) so a platform that refuses free text outside its reply window (WeChat) can send a template
+instead. A channel that still does not deliver does not hold the row back for the others: the
+stored message is marked `failed` (Router.push) and the row's `last_error` names the channels
+that were not reached, while the row itself counts as delivered.
 """
 
 from __future__ import annotations
@@ -11,12 +17,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
+from ipaddress import ip_address
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.keys import BUS, DB, ROUTER
+from bot.keys import BUS, DB, ROUTER, SETTINGS
+from bot.messages import StatusNotice
 from bot.status_messages import status_reply
 from store import lifecycle, work_orders
 from store.bus import LockTimeout
@@ -28,6 +40,34 @@ POLL_SECONDS = 0.5
 SWEEP_SECONDS = 60.0
 MAX_ATTEMPTS = 8
 BATCH = 50
+# What a template's status field says; `delay` and `supervision` are events, not statuses.
+NOTICE_LABELS = {**lifecycle.STATUS_LABELS, "delay": "延期办理", "supervision": "已启动督办"}
+
+
+def lookup_url(public_base_url: str) -> str | None:
+    """The public lookup page; None while the gateway's address is only a loopback one."""
+    parts = urlsplit(public_base_url.strip())
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host or host == "localhost":
+        return None
+    try:
+        if ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a domain name
+    return public_base_url.strip().rstrip("/") + "/lookup"
+
+
+def status_notice(event: dict[str, Any], at: datetime, tz: str, url: str | None) -> StatusNotice:
+    """The structured form of one `work_order.status` event, times in the hotline's zone."""
+    what = str(event.get("what") or event.get("status") or "")
+    local = at.astimezone(ZoneInfo(tz))
+    return StatusNotice(
+        tracking_no=str(event["tracking_no"]),
+        status=NOTICE_LABELS.get(what, what),
+        time=f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}",
+        url=url,
+    )
 
 
 class Notifier:
@@ -76,17 +116,17 @@ class Notifier:
         for row in rows:
             if not self._due(row):
                 continue
+            failed = False
             try:
-                await self._deliver(row)
-                error = None
+                note = await self._deliver(row)
             except Exception as exc:  # keep going; retried with backoff
                 log.warning("outbox %s (%s) failed: %s", row.id, row.topic, exc)
-                error = f"{type(exc).__name__}: {exc}"[:500]
+                note, failed = f"{type(exc).__name__}: {exc}", True
             async with db.session() as s:
                 r = await s.get_one(Outbox, row.id)
                 r.attempts += 1
-                r.last_error = error
-                if error is None:
+                r.last_error = note[:500] if note else None
+                if not failed:
                     r.delivered_at = utcnow()
         return len(rows)
 
@@ -97,23 +137,26 @@ class Notifier:
         backoff = timedelta(seconds=min(2**row.attempts, 300))
         return utcnow() - row.created_at >= backoff
 
-    async def _deliver(self, row: Outbox) -> None:
+    async def _deliver(self, row: Outbox) -> str | None:
+        """Deliver one row; returns a note on channels that were not reached (None: all were)."""
         if row.topic == WORK_ORDER_STATUS:
-            await self._push_status(row)
+            return await self._push_status(row)
         # HANDOFF_CHANGED rows are for the console's watcher (bot/console/live.py), which
         # publishes a masked summary to agents; nothing goes to citizens from here.
+        return None
 
-    async def _push_status(self, row: Outbox) -> None:
+    async def _push_status(self, row: Outbox) -> str | None:
         event = row.payload
         db, bus, router = self.app[DB], self.app[BUS], self.app[ROUTER]
+        settings = self.app[SETTINGS]
         async with db.session() as s:
             order = await s.get(WorkOrder, event["work_order_id"])
             if order is None or order.citizen_id is None:
-                return
+                return None
             dept = await s.get(Department, order.department_id) if order.department_id else None
             targets = (
                 await s.execute(
-                    select(Conversation.id, ChannelIdentity.id)
+                    select(Conversation.id, ChannelIdentity.id, ChannelIdentity.channel)
                     .join(ChannelIdentity, Conversation.channel_identity_id == ChannelIdentity.id)
                     .where(
                         ChannelIdentity.citizen_id == order.citizen_id,
@@ -123,18 +166,28 @@ class Notifier:
             ).all()
         reply = status_reply(event, dept.name if dept else None)
         if reply is None:
-            return
-        failures = []
-        for conversation_id, identity_id in targets:
+            return None
+        notice = status_notice(
+            event, row.created_at, settings.timezone, lookup_url(settings.public_base_url)
+        )
+        reply = replace(reply, notice=notice)
+        undelivered: list[str] = []
+        for conversation_id, identity_id, channel in targets:
             key = f"notified:{row.id}:{identity_id}"
             if not await bus.set_nx(key, "1", 7 * 24 * 3600):
                 continue  # told already on an earlier attempt
             if not await router.push(conversation_id, [reply]):
-                failures.append(identity_id)
+                undelivered.append(f"{channel} identity {identity_id}")
         if event.get("what") == "resolved":
             await self._start_callback(event["work_order_id"])
-        if failures and len(failures) == len(targets):
-            log.info("status of %s stored for history only (no live channel)", order.tracking_no)
+        if not undelivered:
+            return None
+        log.info(
+            "status of %s not delivered on: %s (kept in their history)",
+            order.tracking_no,
+            ", ".join(undelivered),
+        )
+        return "not delivered on: " + ", ".join(undelivered)
 
     async def _start_callback(self, work_order_id: int) -> None:
         """After telling the citizen it is 办结 (with rating buttons), the order is in 回访."""

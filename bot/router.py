@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from bot.channels.attachments import transcript_text
 from bot.channels.base import ChannelRegistry, DeliveryError
 from bot.messages import Button, InboundMessage, Reply
 from bot.rasa_client import RasaClient, RasaUnavailable
@@ -23,11 +24,17 @@ log = logging.getLogger(__name__)
 
 CONSOLE_TOPIC = "console"
 LEAVE_MESSAGE = "/leave_message"  # payload of the "留言登记工单" button
+GREET = "/greet"  # the greet intent as a payload: Rasa answers with its welcome, no NLU guess
 # Answers some messages without Rasa (e.g. "绑定 123456"); None = not mine.
 Interceptor = Callable[[InboundMessage], Awaitable[list[Reply] | None]]
 APOLOGY = Reply(
     text="抱歉，智能助手暂时无法回答。您的留言已保存，正在为您转接人工客服，请稍候。",
     buttons=(Button("我要留言登记工单", "/report_problem"),),
+    sender="system",
+)
+# The answer to pictures, voice, video, files, locations and links while the bot owns the chat.
+MEDIA_NOTICE = Reply(
+    text="目前只能识别文字，请用文字描述您的问题，或回复“转人工”。",
     sender="system",
 )
 
@@ -65,10 +72,14 @@ class Router:
 
         Returns the replies to render in the channel's own response; [] when a human owns the
         conversation or the message is a retry of one already handled.
+
+        A message with attachments is stored with a label per attachment (`[图片]` …) and the
+        attachments themselves in its payload; the bot does not read it, it answers MEDIA_NOTICE.
         """
         text = clean_text(msg.text)
         if not text and not msg.attachments:
             return []
+        stored_text = transcript_text(text, msg.attachments) if msg.attachments else text
         async with self.db.session() as s:
             conv = await conversations.ensure_conversation(
                 s, msg.channel, msg.external_id, msg.metadata.get("display_name")
@@ -78,7 +89,7 @@ class Router:
                 stored = await conversations.store_inbound(
                     s,
                     conv,
-                    text,
+                    stored_text,
                     msg.message_id,
                     {"attachments": list(msg.attachments)} if msg.attachments else None,
                 )
@@ -93,6 +104,10 @@ class Router:
             if owner is not None:
                 await self._mark(stored.id, "processed")
                 return []
+            if msg.attachments:
+                await self._store_replies(conv, [MEDIA_NOTICE])
+                await self._mark(stored.id, "processed")
+                return [MEDIA_NOTICE]
             for intercept in self.interceptors:
                 replies = await intercept(msg)
                 if replies is not None:
@@ -100,6 +115,27 @@ class Router:
                     await self._mark(stored.id, "processed")
                     return replies
             return await self._ask_bot(conv, stored, text, msg)
+
+    async def welcome(self, channel: str, external_id: str) -> list[Reply]:
+        """The assistant's welcome in a new conversation, before the citizen has said anything.
+
+        Creates the conversation, asks Rasa for the greet intent's answer and stores only the
+        replies (there is no citizen message). [] when the conversation already has messages
+        or Rasa does not answer: a welcome is not worth a hand-off.
+        """
+        async with self.db.session() as s:
+            conv = await conversations.ensure_conversation(s, channel, external_id)
+        async with self.bus.lock(f"conv:{conv.id}", ttl=30, wait=30):
+            async with self.db.session() as s:
+                if await conversations.history(s, conv.id, 1, include_internal=True):
+                    return []
+            try:
+                replies = await self.rasa.send(conv.public_id, GREET, {"channel": channel})
+            except RasaUnavailable as exc:
+                log.info("no welcome for conversation %s: %s", conv.public_id, exc)
+                return []
+            await self._store_replies(conv, replies)
+        return replies
 
     async def _ask_bot(
         self, conv: Conversation, stored: Message, text: str, msg: InboundMessage
@@ -131,25 +167,28 @@ class Router:
         """Store and deliver replies outside a request (agent replies, status pushes).
 
         Returns True if the channel accepted them; False if the channel is not configured or
-        refused (they stay stored and show in the citizen's history).
+        refused. Either way they stay stored and show in the citizen's history; undelivered ones
+        are marked `failed`, with the reason in their payload (`undelivered`).
         """
         async with self.db.session() as s:
             conv = await s.get_one(Conversation, conversation_id)
             identity = await conversations.identity_of(s, conv)
-        await self._store_replies(conv, replies, agent_id=agent_id)
+        stored = await self._store_replies(conv, replies, agent_id=agent_id)
         adapter = self.channels.get(identity.channel)
         if adapter is None:
+            await self._undelivered(stored, f"channel {identity.channel} is not configured")
             return False
         try:
             await adapter.send(identity.external_id, replies)
         except DeliveryError as exc:
             log.warning("delivery to %s failed: %s", identity.channel, exc)
+            await self._undelivered(stored, str(exc))
             return False
         return True
 
     async def _store_replies(
         self, conv: Conversation, replies: Sequence[Reply], agent_id: int | None = None
-    ) -> None:
+    ) -> list[int]:
         async with self.db.session() as s:
             stored = [
                 await conversations.store_outbound(
@@ -159,6 +198,15 @@ class Router:
             ]
         for m in stored:
             await self._announce(conv, m)
+        return [m.id for m in stored]
+
+    async def _undelivered(self, message_ids: Sequence[int], reason: str) -> None:
+        """Keep with stored outbound messages that the platform never got them, and why."""
+        async with self.db.session() as s:
+            for message_id in message_ids:
+                m = await s.get_one(Message, message_id)
+                m.status = "failed"
+                m.payload = {**(m.payload or {}), "undelivered": reason[:300]}
 
     async def _announce(self, conv: Conversation, msg: Message) -> None:
         """Tell live consoles (and other tabs of the widget) about a new message."""

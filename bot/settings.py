@@ -49,6 +49,20 @@ class Settings(BaseSettings):
     wechat_encoding_aes_key: SecretStr = SecretStr("")
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_reply_budget: float = 4.5
+    wechat_timestamp_window: float = Field(
+        default=300.0,
+        gt=0,
+        description="seconds a request's `timestamp` may differ from our clock (replay guard)",
+    )
+    wechat_template_status_id: str = Field(
+        default="",
+        description="template id for status pushes outside the 48 h customer-service window; "
+        "empty = such pushes are recorded as not delivered",
+    )
+    wechat_template_status_fields: str = Field(
+        default="keyword1,keyword2,keyword3",
+        description="the template's field names for tracking number, status and time of change",
+    )
 
     telegram_token: SecretStr = SecretStr("")
     telegram_secret_token: SecretStr = SecretStr("")

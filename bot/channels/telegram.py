@@ -8,6 +8,10 @@ sent with PTB through an `AIORateLimiter`, which also waits out `RetryAfter`.
 Telegram is blocked in mainland China, so this channel is optional: it is registered only
 when TELEGRAM_TOKEN is set, and a gateway that cannot reach the Bot API still starts (the
 webhook answers 503, so Telegram retries, until the Bot API has been reached).
+
+Photos, documents, voice, audio, video and locations are stored as attachments (their
+`file_id`, nothing downloaded; bot/channels/attachments.py) and answered by the router; other
+non-text messages (stickers, contacts, polls …) get a notice that only text is understood.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import update as sql_update
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import AIORateLimiter, Application
 
+from bot.channels import attachments
+from bot.channels.attachments import Attachment, attachment
 from bot.channels.base import DeliveryError
 from bot.keys import BUS, CHANNELS, DB, ROUTER, SETTINGS
 from bot.messages import InboundMessage, Reply
@@ -47,6 +53,47 @@ ONLY_TEXT = "抱歉，目前仅支持文字消息，请用文字描述您的问�
 BUTTON_EXPIRED = "抱歉，这个选项已失效，请直接输入您的问题。"
 CHOOSE = "请选择："
 OPEN_LINK = "打开链接"
+
+
+def message_attachment(message: Message) -> Attachment | None:
+    """The attachment of a photo, document, voice, audio, video or location message."""
+    if message.photo:
+        largest = message.photo[-1]  # Telegram lists the sizes smallest first
+        return attachment(
+            attachments.IMAGE,
+            media_id=largest.file_id,
+            file_unique_id=largest.file_unique_id,
+            width=largest.width,
+            height=largest.height,
+        )
+    if message.document is not None:
+        doc = message.document
+        return attachment(
+            attachments.FILE,
+            media_id=doc.file_id,
+            file_name=doc.file_name,
+            mime_type=doc.mime_type,
+        )
+    for kind, media in (
+        (attachments.VOICE, message.voice),
+        (attachments.VOICE, message.audio),
+        (attachments.VIDEO, message.video),
+        (attachments.VIDEO, message.video_note),
+    ):
+        if media is not None:
+            return attachment(
+                kind, media_id=media.file_id, mime_type=getattr(media, "mime_type", None)
+            )
+    if message.location is not None:
+        venue = message.venue
+        label = " ".join(p for p in (venue.title, venue.address) if p) if venue else None
+        return attachment(
+            attachments.LOCATION,
+            label=label,
+            lat=message.location.latitude,
+            lng=message.location.longitude,
+        )
+    return None
 
 
 class TelegramChannel:
@@ -225,14 +272,19 @@ class TelegramChannel:
         if chat.type != "private":  # replies may carry personal data: never into groups
             return
         chat_id = str(chat.id)
+        user = message.from_user
+        name = user.first_name if user else None
         if message.text is None:
-            await self._send_quietly(chat_id, [Reply(ONLY_TEXT, sender="system")])
+            media = message_attachment(message)
+            if media is None:
+                await self._send_quietly(chat_id, [Reply(ONLY_TEXT, sender="system")])
+                return
+            await self._route(chat_id, message.caption or "", update.update_id, name, (media,))
             return
         text = message.text
         if text.split(maxsplit=1)[0] == "/start":  # Telegram's first-contact command
             text = "你好"
-        user = message.from_user
-        await self._route(chat_id, text, update.update_id, user.first_name if user else None)
+        await self._route(chat_id, text, update.update_id, name)
 
     async def _on_callback(self, update: Update) -> None:
         query = update.callback_query
@@ -261,13 +313,19 @@ class TelegramChannel:
         await self._route(chat_id, payload, update.update_id, query.from_user.first_name)
 
     async def _route(
-        self, chat_id: str, text: str, update_id: int, display_name: str | None
+        self,
+        chat_id: str,
+        text: str,
+        update_id: int,
+        display_name: str | None,
+        media: tuple[Attachment, ...] = (),
     ) -> None:
         inbound = InboundMessage(
             channel=CHANNEL,
             external_id=chat_id,
             text=text,
             message_id=str(update_id),
+            attachments=media,
             metadata={"display_name": display_name} if display_name else {},
         )
         replies = await self.app[ROUTER].handle(inbound)

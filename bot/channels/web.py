@@ -3,7 +3,9 @@
 Protocol (JSON text frames, see docs/channels/web.md):
 
 - client `{"type": "hello", "session": token | null}` first; the gateway mints the token when it
-  is missing or unknown and answers `{"type": "session", "session", "history": [...]}`.
+  is missing or unknown and answers `{"type": "session", "session", "history": [...]}`. A newly
+  minted session's history holds the assistant's welcome (Rasa's answer to the greet intent,
+  with its quick replies); a known session gets no second welcome on reconnect or reload.
 - client `{"type": "message", "text", "client_id"}` and `{"type": "button", "title", "payload",
   "client_id"}`; `client_id` becomes the stored message id, so a resend is answered once.
 - server `{"type": "typing", "on"}`, `{"type": "message", "from", "text", "buttons", "link", "id",
@@ -53,6 +55,7 @@ MAX_CLIENT_ID = 64
 HEARTBEAT_SECONDS = 25.0
 MINTED_TTL = 7 * 24 * 3600  # a token that never sent a message is forgotten after a week
 RATE_LIMIT = 30  # messages per session per minute
+WELCOME_LIMIT = 20  # new sessions per client address per minute that get the assistant's welcome
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 DEMO_CSP = (
@@ -292,6 +295,7 @@ class Connection:
 
     def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
         self.app = request.app
+        self.remote = request.remote or "unknown"
         self.client = Client(ws)
         self.session: Session | None = None
 
@@ -339,6 +343,8 @@ class Connection:
             token = secrets.token_urlsafe(32)
             session_hash = hash_token(token)
             await bus.set(f"web:minted:{session_hash}", "1", ttl=MINTED_TTL)
+            if await self._welcome(session_hash):
+                conversation_id = await _conversation_id(self.app, session_hash)
         session = self.app[SOCKETS].join(session_hash, self.client)
         self.session = session
         async with session.lock:
@@ -354,6 +360,22 @@ class Connection:
                     self.client.last_id = max(self.client.last_id, m.id)
             await self.client.send({"type": "session", "session": token, "history": history})
             self.client.ready = True
+
+    async def _welcome(self, session_hash: str) -> bool:
+        """Store the assistant's welcome in a new session; False if there is none.
+
+        Limited per client address, so a script opening sockets cannot make the gateway create
+        conversations and call Rasa without end; beyond the limit the widget shows its own
+        static welcome.
+        """
+        count = await self.app[BUS].incr(f"web:welcome:{self.remote}", ttl=60)
+        if count > WELCOME_LIMIT:
+            return False
+        try:
+            return bool(await self.app[ROUTER].welcome(CHANNEL, session_hash))
+        except Exception:
+            log.exception("web welcome failed")
+            return False
 
     async def on_turn(self, kind: str, frame: dict[str, Any]) -> None:
         """A typed message or a chosen button: validate, route, deliver."""

@@ -10,6 +10,12 @@ retries nor shows an error to the citizen.
 Delivery of a turn's answer is claimed once (`wechat:sent:<turn>`), so a citizen sees it once:
 either passively by the newest waiting request, or, when every request has given up, by the
 customer-service API.
+
+Requests whose `timestamp` is further than `wechat_timestamp_window` seconds from our clock are
+refused (403), signed or not: a captured request cannot be replayed later. Pictures, voice
+without recognition, video, locations and links are stored as attachments (see
+bot/channels/attachments.py) and answered by the router. Status pushes that WeChat refuses
+because the 48-hour window is closed go out as a template message (bot/channels/wechat_template.py).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 import unicodedata
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -25,6 +32,8 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
+from bot.channels import attachments
+from bot.channels.attachments import Attachment, attachment, coordinate
 from bot.channels.base import DeliveryError
 from bot.channels.wechat_api import WeChatAPI, WeChatAPIError
 from bot.channels.wechat_protocol import (
@@ -35,8 +44,9 @@ from bot.channels.wechat_protocol import (
     render_encrypted,
     render_text,
 )
+from bot.channels.wechat_template import StatusTemplate
 from bot.keys import BUS, CHANNELS, DB, HTTP, ROUTER, SETTINGS
-from bot.messages import Button, InboundMessage, Reply
+from bot.messages import Button, InboundMessage, Reply, StatusNotice
 from bot.settings import Settings
 from store import conversations
 from store.bus import Bus
@@ -60,13 +70,15 @@ MENU_MESSAGES: dict[str, str] = {
 }
 WELCOME_TEXT = "你好"  # a subscribe event reaches the dialogue as a greeting
 ONLY_TEXT = "目前仅支持文字消息，请您直接输入文字描述您的问题，谢谢。"
-VOICE_UNRECOGNISED = "抱歉，未能识别您的语音，请您输入文字描述您的问题，谢谢。"
 UNKNOWN_MENU = "抱歉，该菜单暂不可用，请您直接输入文字描述您的问题，谢谢。"
 
 TURN_TTL = 300.0  # how long a turn's dedupe key and answer live
 CHOICES_TTL = 86400.0  # how long "reply 1, 2, 3" keeps meaning the last offered buttons
 POLL = 0.05
 PENDING = "pending"
+# The customer-service API refuses because the 48 h window is closed (45015) or its quota of
+# messages per citizen message is used up (45047): a status push then needs a template.
+OUT_OF_WINDOW = frozenset({45015, 45047})
 
 
 class WeChatDeliveryError(DeliveryError):
@@ -105,22 +117,96 @@ def turn_key(msg: dict[str, str]) -> str:
     return "evt:" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
+def mask_openid(openid: str) -> str:
+    """An openid as logs show it: `oAbC****wxYz`."""
+    return f"{openid[:4]}****{openid[-4:]}" if len(openid) > 12 else "****"
+
+
+def inbound_attachment(kind: str, msg: dict[str, str]) -> Attachment | None:
+    """The attachment of a media, location or link message; None for other message types.
+
+    Only WeChat's references are kept (MediaId is valid for 3 days, PicUrl longer); nothing is
+    downloaded.
+    """
+    if kind == "image":
+        return attachment(attachments.IMAGE, media_id=msg.get("MediaId"), url=msg.get("PicUrl"))
+    if kind == "voice":
+        return attachment(attachments.VOICE, media_id=msg.get("MediaId"), format=msg.get("Format"))
+    if kind in ("video", "shortvideo"):
+        return attachment(
+            attachments.VIDEO,
+            media_id=msg.get("MediaId"),
+            thumb_media_id=msg.get("ThumbMediaId"),
+        )
+    if kind == "location":
+        return attachment(
+            attachments.LOCATION,
+            label=msg.get("Label"),
+            lat=coordinate(msg.get("Location_X")),
+            lng=coordinate(msg.get("Location_Y")),
+        )
+    if kind == "link":
+        return attachment(
+            attachments.LINK,
+            title=msg.get("Title"),
+            description=msg.get("Description"),
+            url=msg.get("Url"),
+        )
+    return None
+
+
 class WeChatAdapter:
-    """Delivers replies outside a request through the customer-service API."""
+    """Delivers replies outside a request through the customer-service API; a status push
+    the API refuses because the 48 h window is closed goes out as a template message."""
 
     name = CHANNEL
 
-    def __init__(self, api: WeChatAPI, bus: Bus) -> None:
+    def __init__(self, api: WeChatAPI, bus: Bus, template: StatusTemplate | None = None) -> None:
         self.api = api
         self.bus = bus
+        self.template = template
 
     async def send(self, external_id: str, replies: Sequence[Reply]) -> None:
-        """Send `replies` to the openid as one text message; DeliveryError if WeChat refuses."""
+        """Send `replies` to the openid as one text message; DeliveryError if WeChat refuses.
+
+        When the window is closed and a reply carries a `StatusNotice`, the notice is sent as a
+        template message instead (DeliveryError if no template is configured).
+        """
         text, choices = render_replies(replies)
         if not text:
             return
+        try:
+            await self.send_text(external_id, text)
+        except WeChatDeliveryError as exc:
+            notice = next((r.notice for r in replies if r.notice is not None), None)
+            if exc.errcode not in OUT_OF_WINDOW or notice is None:
+                raise
+            await self.send_notice(external_id, notice, exc.errcode)
+            return
         await remember_choices(self.bus, external_id, choices)
-        await self.send_text(external_id, text)
+
+    async def send_notice(self, openid: str, notice: StatusNotice, errcode: int) -> None:
+        """A status push as the configured template message, after `errcode` refused the text."""
+        if self.template is None:
+            log.warning(
+                "status of %s not delivered to wechat user %s: customer-service window closed "
+                "(errcode %s) and WECHAT_TEMPLATE_STATUS_ID is unset",
+                notice.tracking_no,
+                mask_openid(openid),
+                errcode,
+            )
+            raise WeChatDeliveryError(
+                errcode, f"errcode {errcode}: window closed and no status template configured"
+            )
+        await self.send_template(
+            openid, self.template.template_id, self.template.data(notice), notice.url
+        )
+        log.info(
+            "status of %s sent to wechat user %s as a template message (errcode %s)",
+            notice.tracking_no,
+            mask_openid(openid),
+            errcode,
+        )
 
     async def send_text(self, openid: str, text: str) -> None:
         """One customer-service text message."""
@@ -177,23 +263,42 @@ class WeChatChannel:
 
     # ---- HTTP -------------------------------------------------------------------------------
 
-    def _signed(self, request: web.Request) -> bool:
+    def _refused(self, request: web.Request) -> web.Response | None:
+        """403 unless the signature is right and the timestamp is inside the window."""
         q = request.query
-        return check_signature(
-            self.token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", "")
-        )
+        timestamp = q.get("timestamp", "")
+        if not check_signature(self.token, q.get("signature", ""), timestamp, q.get("nonce", "")):
+            return web.Response(status=403, text="invalid signature")
+        window = self.settings.wechat_timestamp_window
+        try:
+            skew = time.time() - int(timestamp)
+        except ValueError:
+            log.warning("wechat %s refused: timestamp is not a number", request.method)
+            return web.Response(status=403, text="invalid timestamp")
+        if abs(skew) > window:
+            log.warning(
+                "wechat %s refused: timestamp is %+.0f s off our clock (window %.0f s): "
+                "a replayed request or a wrong clock",
+                request.method,
+                skew,
+                window,
+            )
+            return web.Response(status=403, text="stale timestamp")
+        return None
 
     async def verify(self, request: web.Request) -> web.Response:
         """URL verification: echo `echostr` verbatim when the signature is right."""
-        if not self._signed(request):
-            return web.Response(status=403, text="invalid signature")
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
         return web.Response(text=request.query.get("echostr", ""), content_type="text/plain")
 
     async def receive(self, request: web.Request) -> web.Response:
         """One message or event from WeChat; answers a passive reply or `success`."""
         deadline = asyncio.get_running_loop().time() + self.settings.wechat_reply_budget
-        if not self._signed(request):
-            return web.Response(status=403, text="invalid signature")
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
         body = await request.read()  # larger than max_body_bytes → 413 before we see it
         q = request.query
         encrypted = q.get("encrypt_type", "raw").lower() == "aes"
@@ -233,6 +338,7 @@ class WeChatChannel:
         openid = msg["FromUserName"]
         kind = msg["MsgType"].lower()
         metadata: dict[str, Any] = {"msg_type": kind}
+        media: tuple[Attachment, ...] = ()
         if kind == "event":
             event = msg.get("Event", "").lower()
             metadata["event"] = event
@@ -251,17 +357,19 @@ class WeChatChannel:
                 return None  # VIEW, SCAN, LOCATION, template receipts …: nothing to say
         elif kind == "text":
             text = await resolve_choice(self.bus, openid, msg.get("Content", ""))
-        elif kind == "voice":
-            text = msg.get("Recognition", "").strip()
-            if not text:
-                return VOICE_UNRECOGNISED
+        elif kind == "voice" and msg.get("Recognition", "").strip():
+            text = msg["Recognition"].strip()
         else:
-            return ONLY_TEXT
+            found = inbound_attachment(kind, msg)
+            if found is None:
+                return ONLY_TEXT
+            text, media = "", (found,)
         inbound = InboundMessage(
             channel=CHANNEL,
             external_id=openid,
             text=text,
             message_id=turn_key(msg),
+            attachments=media,
             metadata=metadata,
         )
         return await self._turn(inbound, deadline)
@@ -376,7 +484,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         api = WeChatAPI(
             app[HTTP], app[BUS], settings.wechat_api_base, settings.wechat_app_id, secret
         )
-        channel.adapter = WeChatAdapter(api, app[BUS])
+        template = StatusTemplate.from_settings(
+            settings.wechat_template_status_id, settings.wechat_template_status_fields
+        )
+        channel.adapter = WeChatAdapter(api, app[BUS], template)
         app[CHANNELS].register(channel.adapter)
     else:
         log.warning("WECHAT_APP_ID/WECHAT_APP_SECRET unset: only passive replies are possible")

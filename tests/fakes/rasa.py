@@ -18,8 +18,8 @@ Responder = Callable[[str, str], list[dict[str, Any]]]
 
 
 def echo(sender: str, text: str) -> list[dict[str, Any]]:
-    """Default: greets with buttons on 你好, otherwise echoes."""
-    if "你好" in text:
+    """Default: greets with buttons on 你好 and on the greet intent's payload, otherwise echoes."""
+    if "你好" in text or text == "/greet":
         return [
             {
                 "recipient_id": sender,

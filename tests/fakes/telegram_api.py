@@ -176,10 +176,64 @@ def text_update(
     return _private_message(update_id, chat_id, first_name, text=text)
 
 
-def photo_update(update_id: int, chat_id: int, first_name: str = "小明") -> dict[str, Any]:
-    """The webhook body of a private photo without caption."""
-    photo = [{"file_id": "AgAD1", "file_unique_id": "u1", "width": 90, "height": 90}]
-    return _private_message(update_id, chat_id, first_name, photo=photo)
+def photo_update(
+    update_id: int, chat_id: int, first_name: str = "小明", caption: str | None = None
+) -> dict[str, Any]:
+    """The webhook body of a private photo (two sizes, smallest first, as Telegram sends)."""
+    photo = [
+        {"file_id": "AgAD1small", "file_unique_id": "u1s", "width": 90, "height": 90},
+        {"file_id": "AgAD1large", "file_unique_id": "u1l", "width": 1280, "height": 960},
+    ]
+    extra = {"caption": caption} if caption else {}
+    return _private_message(update_id, chat_id, first_name, photo=photo, **extra)
+
+
+def document_update(update_id: int, chat_id: int, first_name: str = "小明") -> dict[str, Any]:
+    """The webhook body of a private PDF document."""
+    document = {
+        "file_id": "BQACdoc1",
+        "file_unique_id": "d1",
+        "file_name": "营业执照.pdf",
+        "mime_type": "application/pdf",
+        "file_size": 52_000,
+    }
+    return _private_message(update_id, chat_id, first_name, document=document)
+
+
+def voice_update(update_id: int, chat_id: int, first_name: str = "小明") -> dict[str, Any]:
+    """The webhook body of a private voice note."""
+    voice = {
+        "file_id": "AwACvoice1",
+        "file_unique_id": "v1",
+        "duration": 4,
+        "mime_type": "audio/ogg",
+    }
+    return _private_message(update_id, chat_id, first_name, voice=voice)
+
+
+def location_update(
+    update_id: int, chat_id: int, venue: dict[str, Any] | None = None, first_name: str = "小明"
+) -> dict[str, Any]:
+    """The webhook body of a shared location, or of a venue (which carries a location too)."""
+    location = {"latitude": 30.274085, "longitude": 120.15507}
+    extra: dict[str, Any] = {"location": location}
+    if venue is not None:
+        extra["venue"] = {"location": location, **venue}
+    return _private_message(update_id, chat_id, first_name, **extra)
+
+
+def sticker_update(update_id: int, chat_id: int, first_name: str = "小明") -> dict[str, Any]:
+    """The webhook body of a sticker (not something the gateway stores)."""
+    sticker = {
+        "file_id": "CAACsticker1",
+        "file_unique_id": "s1",
+        "type": "regular",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+    }
+    return _private_message(update_id, chat_id, first_name, sticker=sticker)
 
 
 def callback_update(

@@ -3,6 +3,11 @@
 It speaks WeChat's JSON protocol: `errcode`/`errmsg` answers, 40001 for an unknown access token,
 41001 for a missing one. Every call is recorded; a test can queue errcodes to return next, or
 invalidate the current token to see the client renew it.
+
+Like WeChat, it refuses customer-service messages to a follower whose 48-hour window is closed
+(`close_window(openid)` → 45015) while template messages still reach them; templates must be
+known (`add_template`, else 40037) and every `data` field must be `{"value": <string>}` (47001);
+an unsubscribed follower gets 43004 for templates.
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ from tests.fakes.server import LocalServer
 
 ERRMSG = {
     40001: "invalid credential, access_token is invalid or not latest",
+    40003: "invalid openid",
+    40037: "invalid template_id",
+    43004: "require subscribe",
+    47001: "data format error",
     41001: "access_token missing",
     42001: "access_token expired",
     45015: "response out of time limit or subscription is canceled",
@@ -32,6 +41,9 @@ class FakeWeChatAPI(LocalServer):
         self.app_secret = app_secret
         self.calls: list[dict[str, Any]] = []  # {"path", "query", "body"} for every request
         self.errors: list[int] = []  # errcodes to answer on the next message sends, in order
+        self.closed_windows: set[str] = set()  # openids outside the 48 h customer-service window
+        self.unsubscribed: set[str] = set()  # openids that unfollowed the account
+        self.templates: set[str] = set()  # template ids added in the 公众号 console
         self._serial = itertools.count(1)
         self._msgid = itertools.count(1000)
         self.token = ""
@@ -50,6 +62,14 @@ class FakeWeChatAPI(LocalServer):
         """Make the current access token unknown (as if another caller forced a refresh)."""
         self.token = "revoked-" + self.token
 
+    def close_window(self, openid: str) -> None:
+        """The follower has not written for 48 hours: customer-service sends get 45015."""
+        self.closed_windows.add(openid)
+
+    def add_template(self, template_id: str) -> None:
+        """Make `template_id` usable, as picking it from the template library does."""
+        self.templates.add(template_id)
+
     def calls_to(self, path: str) -> list[dict[str, Any]]:
         """Recorded calls of one endpoint, oldest first."""
         return [c for c in self.calls if c["path"] == path]
@@ -62,6 +82,11 @@ class FakeWeChatAPI(LocalServer):
             for c in self.calls_to("/cgi-bin/message/custom/send")
             if c["accepted"]
         ]
+
+    @property
+    def sent_templates(self) -> list[dict[str, Any]]:
+        """Bodies of every accepted template message."""
+        return [c["body"] for c in self.calls_to("/cgi-bin/message/template/send") if c["accepted"]]
 
     async def _record(self, request: web.Request) -> dict[str, Any]:
         body = json.loads(await request.read() or b"{}")
@@ -103,6 +128,11 @@ class FakeWeChatAPI(LocalServer):
         body = call["body"]
         if body.get("msgtype") != "text" or not body.get("text", {}).get("content"):
             return web.json_response({"errcode": 40008, "errmsg": "invalid message type"})
+        touser = body.get("touser")
+        if not touser:
+            return self._error(40003)
+        if touser in self.closed_windows or touser in self.unsubscribed:
+            return self._error(45015)
         call["accepted"] = True
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
@@ -112,7 +142,19 @@ class FakeWeChatAPI(LocalServer):
         if refused is not None:
             return refused
         body = call["body"]
-        if not body.get("touser") or not body.get("template_id") or "data" not in body:
-            return web.json_response({"errcode": 40037, "errmsg": "invalid template_id"})
+        touser = body.get("touser")
+        if not touser or not isinstance(touser, str):
+            return self._error(40003)
+        if body.get("template_id") not in self.templates:
+            return self._error(40037)
+        data = body.get("data")
+        if not isinstance(data, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("value"), str) for v in data.values()
+        ):
+            return self._error(47001)
+        if "url" in body and not isinstance(body["url"], str):
+            return self._error(47001)
+        if touser in self.unsubscribed:
+            return self._error(43004)
         call["accepted"] = True
         return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": next(self._msgid)})

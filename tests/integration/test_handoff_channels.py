@@ -28,11 +28,12 @@ from wechatpy.utils import WeChatSigner
 from bot.app import create_app
 from bot.channels.telegram import TELEGRAM
 from bot.channels.wechat import WECHAT
+from bot.router import MEDIA_NOTICE
 from bot.settings import Settings
 from store.db import Database
 from tests.fakes.rasa import FakeRasa
 from tests.fakes.telegram_api import TOKEN as TELEGRAM_TOKEN
-from tests.fakes.telegram_api import FakeTelegramAPI, text_update
+from tests.fakes.telegram_api import FakeTelegramAPI, photo_update, text_update
 from tests.fakes.wechat_api import FakeWeChatAPI
 from tests.integration.test_console_helpers import (
     Console,
@@ -62,6 +63,19 @@ class WeChatCitizen:
 
     async def say(self, text: str) -> list[str]:
         """Send one text message; returns the passive reply the citizen sees at once, if any."""
+        return await self._post({"MsgType": "text", "Content": text})
+
+    async def send_photo(self) -> list[str]:
+        """Send a picture; returns the passive reply the citizen sees at once, if any."""
+        return await self._post(
+            {
+                "MsgType": "image",
+                "PicUrl": "http://mmbiz.qpic.cn/mmbiz_jpg/handoff/0",
+                "MediaId": "media-" + secrets.token_hex(6),
+            }
+        )
+
+    async def _post(self, content: dict[str, str]) -> list[str]:
         timestamp, nonce = str(int(time.time())), secrets.token_hex(5)
         signer = WeChatSigner()
         signer.add_data(WECHAT_TOKEN, timestamp, nonce)
@@ -69,8 +83,7 @@ class WeChatCitizen:
             "ToUserName": GH_ID,
             "FromUserName": self.external_id,
             "CreateTime": timestamp,
-            "MsgType": "text",
-            "Content": text,
+            **content,
             "MsgId": str(secrets.randbelow(2**63)),
         }
         xml = "<xml>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in fields.items()) + "</xml>"
@@ -119,10 +132,19 @@ class TelegramCitizen:
 
     async def say(self, text: str) -> list[str]:
         """Send one text message; returns what the bot sent to this chat while handling it."""
+        return await self._post(
+            text_update(next(self._update_ids), self.chat_id, text, first_name="小王")
+        )
+
+    async def send_photo(self) -> list[str]:
+        """Send a photo; returns what the bot sent to this chat while handling it."""
+        return await self._post(photo_update(next(self._update_ids), self.chat_id, "小王"))
+
+    async def _post(self, update: dict[str, Any]) -> list[str]:
         before = len(self.pushed())
         resp = await self.client.post(
             "/webhooks/telegram",
-            json=text_update(next(self._update_ids), self.chat_id, text, first_name="小王"),
+            json=update,
             headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET},
         )
         assert resp.status == 200, await resp.text()
@@ -263,6 +285,47 @@ async def test_citizen_agent_round_trip(
         assert fake_rasa.received[-1]["message"] == "你好"
         assert fake_rasa.received[-1]["metadata"] == {"channel": citizen.platform}
         assert any("您好，我是12345智能助手。" in t for t in answer), answer
+        await ws.close()
+    finally:
+        await console.close()
+
+
+async def test_media_goes_to_the_console_as_a_label_while_an_agent_owns_the_chat(
+    citizen: Citizen, fake_rasa: FakeRasa, settings: Settings
+) -> None:
+    name = unique()
+    await make_agent(settings.database_url, name)
+    console = Console(citizen.client)
+    try:
+        assert (await console.login(name)).status == 200
+        ws = await console.ws()
+        # While the bot owns the chat, a picture is answered with the text-only notice.
+        assert await citizen.send_photo() == [MEDIA_NOTICE.text]
+        fake_rasa.status = 500
+        await citizen.say("转人工")
+        opened = await next_event(ws, lambda e: e["type"] == "handoff" and e["change"] == "opened")
+        hid = opened["handoff"]["id"]
+        assert (await console.post(f"/console/api/handoffs/{hid}/claim")).status == 200
+
+        # Now the agent owns it: the picture is stored and shown to the agent, the bot is silent.
+        calls, pushed = len(fake_rasa.received), len(citizen.pushed())
+        assert await citizen.send_photo() == []
+        live = await next_event(
+            ws,
+            lambda e: (
+                e["type"] == "message"
+                and e["message"]["from"] == "citizen"
+                and e["conversation"] == opened["handoff"]["conversation"]
+                and e["message"]["text"] == "[图片]"
+            ),
+        )
+        assert live["message"]["text"] == "[图片]"
+        assert len(fake_rasa.received) == calls
+        assert len(citizen.pushed()) == pushed
+        detail = await (await console.get(f"/console/api/handoffs/{hid}")).json()
+        transcript = [(m["from"], m["text"]) for m in detail["transcript"]]
+        assert transcript[:2] == [("citizen", "[图片]"), ("system", MEDIA_NOTICE.text)]
+        assert transcript[-1] == ("citizen", "[图片]")
         await ws.close()
     finally:
         await console.close()

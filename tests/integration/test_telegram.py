@@ -15,16 +15,22 @@ from bot.channels.base import DeliveryError
 from bot.channels.telegram import ONLY_TEXT, TELEGRAM
 from bot.keys import CHANNELS, ROUTER
 from bot.messages import Button, Reply
+from bot.router import MEDIA_NOTICE
 from bot.settings import Settings
+from store import handoffs
 from store.db import Database
-from store.models import ChannelIdentity, Message
+from store.models import ChannelIdentity, Conversation, Message
 from tests.fakes.rasa import FakeRasa
 from tests.fakes.telegram_api import (
     TOKEN,
     FakeTelegramAPI,
     callback_update,
+    document_update,
+    location_update,
     photo_update,
+    sticker_update,
     text_update,
+    voice_update,
 )
 
 SECRET = "s3cret_webhook-token"
@@ -163,10 +169,108 @@ async def test_malformed_json_is_400_and_nothing_is_processed(tg, tg_api, fake_r
     assert fake_rasa.received == []
 
 
-async def test_non_text_message_gets_only_text_notice(tg, tg_api, fake_rasa) -> None:
-    await post_update(tg, photo_update(17, CHAT))
+async def citizen_messages(settings: Settings) -> list[Message]:
+    db = Database(settings.database_url)
+    try:
+        async with db.session() as s:
+            stmt = select(Message).where(Message.sender == "citizen").order_by(Message.id)
+            return list((await s.execute(stmt)).scalars())
+    finally:
+        await db.close()
+
+
+# (update, the stored text, the stored attachment)
+MEDIA = {
+    "photo": (
+        photo_update(30, CHAT),
+        "[图片]",
+        {
+            "kind": "image",
+            "media_id": "AgAD1large",
+            "file_unique_id": "u1l",
+            "width": 1280,
+            "height": 960,
+        },
+    ),
+    "photo_with_caption": (
+        photo_update(31, CHAT, caption="门口的路灯"),
+        "[图片]\n门口的路灯",
+        {
+            "kind": "image",
+            "media_id": "AgAD1large",
+            "file_unique_id": "u1l",
+            "width": 1280,
+            "height": 960,
+        },
+    ),
+    "document": (
+        document_update(32, CHAT),
+        "[文件] 营业执照.pdf",
+        {
+            "kind": "file",
+            "media_id": "BQACdoc1",
+            "file_name": "营业执照.pdf",
+            "mime_type": "application/pdf",
+        },
+    ),
+    "voice": (
+        voice_update(33, CHAT),
+        "[语音]",
+        {"kind": "voice", "media_id": "AwACvoice1", "mime_type": "audio/ogg"},
+    ),
+    "location": (
+        location_update(34, CHAT),
+        "[位置] (30.274085, 120.15507)",
+        {"kind": "location", "lat": 30.274085, "lng": 120.15507},
+    ),
+    "venue": (
+        location_update(35, CHAT, venue={"title": "市民中心", "address": "幸福路8号"}),
+        "[位置] 市民中心 幸福路8号 (30.274085, 120.15507)",
+        {"kind": "location", "label": "市民中心 幸福路8号", "lat": 30.274085, "lng": 120.15507},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MEDIA))
+async def test_media_is_stored_then_answered_with_the_text_only_notice(
+    tg, tg_api, fake_rasa, tg_settings, case
+) -> None:
+    update, text, stored = MEDIA[case]
+    assert await post_update(tg, update) == 200
+    assert fake_rasa.received == []
+    assert [m["text"] for m in tg_api.called("sendMessage")] == [MEDIA_NOTICE.text]
+    [msg] = await citizen_messages(tg_settings)
+    assert (msg.text, msg.payload, msg.status) == (text, {"attachments": [stored]}, "processed")
+    assert await post_update(tg, update) == 200  # Telegram's redelivery: nothing new
+    assert len(await citizen_messages(tg_settings)) == 1
+    assert len(tg_api.called("sendMessage")) == 1
+
+
+async def test_media_while_an_agent_owns_the_chat_is_stored_silently(
+    tg, tg_api, fake_rasa, tg_settings
+) -> None:
+    await post_update(tg, text_update(40, CHAT, "转人工"))
+    db = Database(tg_settings.database_url)
+    try:
+        async with db.session() as s:
+            conv = (await s.execute(select(Conversation))).scalar_one()
+            await handoffs.request(s, conv, "request_human")
+    finally:
+        await db.close()
+    sent = len(tg_api.called("sendMessage"))
+    await post_update(tg, photo_update(41, CHAT))
+    assert len(tg_api.called("sendMessage")) == sent  # the bot stays silent
+    assert [m.text for m in await citizen_messages(tg_settings)] == ["转人工", "[图片]"]
+    assert len(fake_rasa.received) == 1
+
+
+async def test_sticker_gets_the_notice_and_is_not_stored(
+    tg, tg_api, fake_rasa, tg_settings
+) -> None:
+    await post_update(tg, sticker_update(17, CHAT))
     assert fake_rasa.received == []
     assert tg_api.called("sendMessage")[-1]["text"] == ONLY_TEXT
+    assert await citizen_messages(tg_settings) == []
 
 
 async def test_group_chats_are_ignored(tg, tg_api, fake_rasa) -> None:

@@ -13,10 +13,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
+from bot.channels.web import WELCOME_LIMIT
 from bot.keys import ROUTER
 from bot.messages import Reply
 from store.db import Database
-from store.models import ChannelIdentity, Conversation, Message
+from store.models import ChannelIdentity, Conversation, Handoff, Message
+
+WELCOME = ("bot", "您好，我是12345智能助手。")
 
 
 async def next_frame(ws: aiohttp.ClientWebSocketResponse, wait: float = 5.0) -> dict[str, Any]:
@@ -68,11 +71,15 @@ async def conversation_of(db: Database, token: str) -> int:
         ).scalar_one()
 
 
+def turns(history: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(m["from"], m["text"]) for m in history]
+
+
 async def test_session_is_minted_then_reused_with_history(gateway, fake_rasa) -> None:
     ws, first = await open_chat(gateway)
     token = first["session"]
     assert isinstance(token, str) and len(token) >= 40
-    assert first["history"] == []
+    assert turns(first["history"]) == [WELCOME]
     reply = await say(ws, "你好")
     assert "12345" in reply["text"]
     assert {"title": "社保", "payload": "/faq_topic_si"} in reply["buttons"]
@@ -80,18 +87,87 @@ async def test_session_is_minted_then_reused_with_history(gateway, fake_rasa) ->
 
     ws, again = await open_chat(gateway, token)
     assert again["session"] == token
-    turns = [(m["from"], m["text"]) for m in again["history"]]
-    assert turns == [("citizen", "你好"), ("bot", "您好，我是12345智能助手。")]
-    assert again["history"][1]["buttons"][0]["title"] == "社保"
+    assert turns(again["history"]) == [WELCOME, ("citizen", "你好"), WELCOME]
+    assert again["history"][2]["buttons"][0]["title"] == "社保"
     assert all(isinstance(m["id"], int) and m["ts"] for m in again["history"])
     await ws.close()
+
+
+async def test_new_session_opens_with_the_assistants_welcome_and_buttons(
+    gateway, fake_rasa, db
+) -> None:
+    ws, session = await open_chat(gateway)
+    [welcome] = session["history"]
+    assert (welcome["from"], welcome["text"]) == WELCOME
+    assert [b["title"] for b in welcome["buttons"]] == ["社保", "转人工"]
+    [asked] = fake_rasa.received
+    assert asked["message"] == "/greet" and asked["metadata"] == {"channel": "web"}
+    conv = await conversation_of(db, session["session"])
+    async with db.session() as s:
+        stored = (await s.execute(select(Message).where(Message.conversation_id == conv))).scalars()
+        assert [(m.sender, m.text) for m in stored] == [WELCOME]  # no citizen turn was invented
+        public_id = (await s.get_one(Conversation, conv)).public_id
+    assert asked["sender"] == public_id
+    # A button of the welcome works like any other.
+    await ws.send_json(
+        {"type": "button", "title": "社保", "payload": "/faq_topic_si", "client_id": "w-1"}
+    )
+    reply, _ = await until(ws, bot_message)
+    assert reply["text"] == "收到：/faq_topic_si"
+    await ws.close()
+
+
+async def test_welcome_comes_once_per_session_not_on_reconnect_or_in_other_tabs(
+    gateway, fake_rasa
+) -> None:
+    ws, session = await open_chat(gateway)
+    token = session["session"]
+    await ws.close()
+    for _ in range(2):  # a reload and a reconnect
+        again, resumed = await open_chat(gateway, token)
+        assert turns(resumed["history"]) == [WELCOME]
+        await again.close()
+    tab1, _ = await open_chat(gateway, token)
+    tab2, _ = await open_chat(gateway, token)
+    with pytest.raises(TimeoutError):
+        await tab1.receive(timeout=0.3)  # no second welcome pushed to an open tab
+    await tab1.close()
+    await tab2.close()
+    assert [r["message"] for r in fake_rasa.received] == ["/greet"]
+
+
+async def test_without_rasa_the_session_still_opens_and_no_handoff_is_made(
+    gateway, fake_rasa, db
+) -> None:
+    fake_rasa.status = 500
+    ws, session = await open_chat(gateway)
+    assert session["history"] == []  # the widget shows its own static welcome
+    async with db.session() as s:
+        assert (await s.execute(select(Handoff))).first() is None
+    fake_rasa.status = 200
+    assert (await say(ws, "在吗"))["text"] == "收到：在吗"
+    await ws.close()
+    again, resumed = await open_chat(gateway, session["session"])
+    assert turns(resumed["history"]) == [("citizen", "在吗"), ("bot", "收到：在吗")]
+    await again.close()
+
+
+async def test_welcomes_are_limited_per_client_address(gateway, fake_rasa) -> None:
+    histories = []
+    for _ in range(WELCOME_LIMIT + 1):
+        ws, session = await open_chat(gateway)
+        histories.append(session["history"])
+        await ws.close()
+    assert all(turns(h) == [WELCOME] for h in histories[:WELCOME_LIMIT])
+    assert histories[-1] == []
+    assert len(fake_rasa.received) == WELCOME_LIMIT
 
 
 async def test_unknown_or_forged_token_gets_a_fresh_session(gateway) -> None:
     forged = "A" * 43
     ws, session = await open_chat(gateway, forged)
     assert session["session"] != forged
-    assert session["history"] == []
+    assert turns(session["history"]) == [WELCOME]
     await ws.close()
 
 
@@ -159,7 +235,7 @@ async def test_too_long_text_is_refused_and_not_routed(gateway, fake_rasa) -> No
     await ws.send_json({"type": "message", "text": "长" * 2001, "client_id": "long-1"})
     err = await next_frame(ws)
     assert err == {"type": "error", "text": "消息过长，请控制在2000字以内。", "client_id": "long-1"}
-    assert fake_rasa.received == []
+    assert [r["message"] for r in fake_rasa.received] == ["/greet"]  # only the welcome
     for blank in ("   ", "\x00\x01"):
         await ws.send_json({"type": "message", "text": blank, "client_id": "blank"})
         assert "输入内容" in (await next_frame(ws))["text"]
@@ -173,7 +249,7 @@ async def test_resend_with_same_client_id_calls_rasa_once(gateway, fake_rasa, db
     await ws.send_json({"type": "message", "text": "我要投诉噪音", "client_id": "dup-1"})
     _, seen = await until(ws, lambda f: f["type"] == "typing" and f["on"] is False)
     assert [f for f in seen if f["type"] == "message"] == []
-    assert len(fake_rasa.received) == 1
+    assert [r["message"] for r in fake_rasa.received] == ["/greet", "我要投诉噪音"]
     conv = await conversation_of(db, session["session"])
     async with db.session() as s:
         texts = [

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -26,8 +28,9 @@ from bot.channels.base import DeliveryError
 from bot.keys import CHANNELS
 from bot.messages import Button, Reply
 from bot.settings import Settings
+from store import handoffs
 from store.db import Database
-from store.models import ChannelIdentity, Message
+from store.models import ChannelIdentity, Conversation, Message
 from tests.conftest import REDIS_URL
 from tests.fakes.rasa import FakeRasa
 from tests.fakes.wechat_api import FakeWeChatAPI
@@ -71,14 +74,17 @@ class WeChatPeer:
         return WeChatCrypto(TOKEN, self.aes_key, self.app_id)
 
     @staticmethod
-    def signed_query(token: str = TOKEN) -> dict[str, str]:
-        timestamp, nonce = str(int(time.time())), secrets.token_hex(5)
+    def signed_query(token: str = TOKEN, age: float = 0.0) -> dict[str, str]:
+        """Query of a request WeChat signed `age` seconds ago (negative: a clock ahead)."""
+        timestamp, nonce = str(int(time.time() - age)), secrets.token_hex(5)
         signer = WeChatSigner()
         signer.add_data(token, timestamp, nonce)
         return {"signature": signer.signature, "timestamp": timestamp, "nonce": nonce}
 
-    async def post(self, xml: str, *, safe: bool = False, token: str = TOKEN) -> Answer:
-        query = self.signed_query(token)
+    async def post(
+        self, xml: str, *, safe: bool = False, token: str = TOKEN, age: float = 0.0
+    ) -> Answer:
+        query = self.signed_query(token, age)
         body = xml.encode()
         if safe:
             wrapped = parse_message_fields(
@@ -206,6 +212,78 @@ async def test_post_with_bad_signature_is_forbidden_and_not_processed(
     assert answer.status == 403
     assert fake_rasa.received == []
     assert await citizen_messages(db) == []
+
+
+# ---- replayed requests: the timestamp window ----------------------------------------------------
+
+
+@pytest.mark.parametrize("age", [-400.0, 400.0, 86400.0])
+async def test_url_verification_outside_the_timestamp_window_is_forbidden(
+    wx: WeChatPeer, age: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    query = wx.signed_query(age=age) | {"echostr": "55667788"}
+    with caplog.at_level(logging.WARNING, logger="bot.channels.wechat"):
+        resp = await wx.client.get("/webhooks/wechat", params=query)
+    assert resp.status == 403
+    assert "55667788" not in await resp.text()
+    assert "wechat GET refused: timestamp is" in caplog.text
+
+
+async def test_replayed_post_is_forbidden_and_not_processed(
+    wx: WeChatPeer, fake_rasa: FakeRasa, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    xml = inbound_xml("o-replay", "text", Content="在吗", MsgId=new_msg_id())
+    with caplog.at_level(logging.WARNING, logger="bot.channels.wechat"):
+        for safe in (False, True):
+            answer = await wx.post(xml, safe=safe, age=6 * 60)
+            assert answer.status == 403
+            assert answer.body == "stale timestamp"
+    assert fake_rasa.received == []
+    assert await citizen_messages(db) == []
+    assert re.search(
+        r"wechat POST refused: timestamp is \+36[01] s off .*window 300 s", caplog.text
+    )
+    # The same message signed now (WeChat's own retry) is processed.
+    assert (await wx.post(xml, safe=True)).content == "收到：在吗"
+
+
+async def test_timestamp_inside_the_window_is_accepted(wx: WeChatPeer) -> None:
+    assert (await wx.text("o-skew", "你好", age=4 * 60)).status == 200
+    assert (await wx.text("o-skew", "在吗", age=-4 * 60)).content == "收到：在吗"
+    query = wx.signed_query(age=250) | {"echostr": "1"}
+    assert (await wx.client.get("/webhooks/wechat", params=query)).status == 200
+
+
+async def test_timestamp_that_is_not_a_number_is_forbidden(wx: WeChatPeer) -> None:
+    signer = WeChatSigner()
+    signer.add_data(TOKEN, "yesterday", "n1")
+    query = {"signature": signer.signature, "timestamp": "yesterday", "nonce": "n1", "echostr": "1"}
+    resp = await wx.client.get("/webhooks/wechat", params=query)
+    assert resp.status == 403
+
+
+async def test_a_stale_request_with_a_bad_signature_is_refused_for_its_signature(
+    wx: WeChatPeer,
+) -> None:
+    query = wx.signed_query(token="not-our-token", age=3600) | {"echostr": "1"}
+    resp = await wx.client.get("/webhooks/wechat", params=query)
+    assert (resp.status, await resp.text()) == (403, "invalid signature")
+
+
+async def test_the_window_is_a_setting(
+    settings: Settings, db: Database, wechat_api: FakeWeChatAPI
+) -> None:
+    app = create_app(
+        settings.model_copy(
+            update={"wechat_token": SecretStr(TOKEN), "wechat_timestamp_window": 30.0}
+        )
+    )
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        peer = WeChatPeer(client, wechat_api.app_id, "", wechat_api)
+        fresh = peer.signed_query(age=20) | {"echostr": "1"}
+        assert (await client.get("/webhooks/wechat", params=fresh)).status == 200
+        old = peer.signed_query(age=60) | {"echostr": "1"}
+        assert (await client.get("/webhooks/wechat", params=old)).status == 403
 
 
 async def test_without_token_there_is_no_wechat_route(gateway) -> None:
@@ -392,18 +470,123 @@ async def test_voice_with_recognition_is_read_as_text(wx: WeChatPeer, fake_rasa:
     assert (await wx.post(xml)).content == "收到：路灯坏了"
 
 
-async def test_voice_without_recognition_asks_to_type(wx: WeChatPeer, fake_rasa: FakeRasa) -> None:
-    xml = inbound_xml("o-voice2", "voice", MediaId="m1", Format="amr", MsgId=new_msg_id())
+MEDIA_NOTICE = "目前只能识别文字，请用文字描述您的问题，或回复“转人工”。"
+PIC_URL = "http://mmbiz.qpic.cn/mmbiz_jpg/abc123/0"
+# (MsgType, its fields as WeChat sends them, the stored label, the stored attachment)
+MEDIA = [
+    (
+        "image",
+        {"PicUrl": PIC_URL, "MediaId": "img-media-1"},
+        "[图片]",
+        {"kind": "image", "media_id": "img-media-1", "url": PIC_URL},
+    ),
+    (
+        "voice",
+        {"MediaId": "voice-media-1", "Format": "amr"},
+        "[语音]",
+        {"kind": "voice", "media_id": "voice-media-1", "format": "amr"},
+    ),
+    (
+        "video",
+        {"MediaId": "video-media-1", "ThumbMediaId": "thumb-1"},
+        "[视频]",
+        {"kind": "video", "media_id": "video-media-1", "thumb_media_id": "thumb-1"},
+    ),
+    (
+        "shortvideo",
+        {"MediaId": "video-media-2", "ThumbMediaId": "thumb-2"},
+        "[视频]",
+        {"kind": "video", "media_id": "video-media-2", "thumb_media_id": "thumb-2"},
+    ),
+    (
+        "location",
+        {
+            "Location_X": "30.274085",
+            "Location_Y": "120.155070",
+            "Scale": "15",
+            "Label": "幸福路8号",
+        },
+        "[位置] 幸福路8号 (30.274085, 120.15507)",
+        {"kind": "location", "label": "幸福路8号", "lat": 30.274085, "lng": 120.15507},
+    ),
+    (
+        "link",
+        {"Title": "小区停车难", "Description": "帖子", "Url": "https://bbs.example.cn/t/1"},
+        "[链接] 小区停车难 https://bbs.example.cn/t/1",
+        {
+            "kind": "link",
+            "title": "小区停车难",
+            "description": "帖子",
+            "url": "https://bbs.example.cn/t/1",
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "fields", "label", "stored"), MEDIA, ids=[m[0] for m in MEDIA]
+)
+async def test_media_is_stored_and_answered_with_the_text_only_notice(
+    wx: WeChatPeer,
+    fake_rasa: FakeRasa,
+    db: Database,
+    msg_type: str,
+    fields: dict[str, str],
+    label: str,
+    stored: dict,
+) -> None:
+    xml = inbound_xml(f"o-{msg_type}", msg_type, MsgId=new_msg_id(), **fields)
+    answer = await wx.post(xml, safe=True)
+    assert answer.content == MEDIA_NOTICE
+    assert fake_rasa.received == []
+    [msg] = await citizen_messages(db)
+    assert msg.text == label
+    assert msg.payload == {"attachments": [stored]}
+    assert msg.status == "processed"
+    again = await wx.post(xml, safe=True)  # WeChat's retry: stored once, answered once
+    assert again.body == "success"
+    assert len(await citizen_messages(db)) == 1
+
+
+async def test_media_while_an_agent_owns_the_chat_gets_no_bot_answer(
+    wx: WeChatPeer, fake_rasa: FakeRasa, db: Database
+) -> None:
+    await wx.text("o-owned", "你好")
+    async with db.session() as s:
+        conv = (
+            await s.execute(
+                select(Conversation)
+                .join(ChannelIdentity)
+                .where(ChannelIdentity.external_id == "o-owned")
+            )
+        ).scalar_one()
+        await handoffs.request(s, conv, "request_human")
+    xml = inbound_xml("o-owned", "image", PicUrl=PIC_URL, MediaId="m-owned", MsgId=new_msg_id())
     answer = await wx.post(xml)
-    assert answer.content == wechat.VOICE_UNRECOGNISED
-    assert "文字" in answer.content
+    assert answer.body == "success"
+    assert [m.text for m in await citizen_messages(db)] == ["你好", "[图片]"]
+    assert len(fake_rasa.received) == 1
+    await asyncio.sleep(0.2)
+    assert wx.api.sent_texts == []
+
+
+async def test_voice_with_empty_recognition_is_stored_as_voice(
+    wx: WeChatPeer, fake_rasa: FakeRasa, db: Database
+) -> None:
+    xml = inbound_xml(
+        "o-voice3", "voice", MediaId="m3", Format="speex", Recognition="  ", MsgId=new_msg_id()
+    )
+    assert (await wx.post(xml)).content == MEDIA_NOTICE
+    assert [m.text for m in await citizen_messages(db)] == ["[语音]"]
     assert fake_rasa.received == []
 
 
-async def test_image_gets_text_only_notice(wx: WeChatPeer, fake_rasa: FakeRasa) -> None:
-    xml = inbound_xml("o-img", "image", PicUrl="http://127.0.0.1/x.jpg", MediaId="m", MsgId="9")
-    answer = await wx.post(xml)
-    assert answer.content == wechat.ONLY_TEXT
+async def test_unknown_message_type_gets_a_notice_and_is_not_stored(
+    wx: WeChatPeer, fake_rasa: FakeRasa, db: Database
+) -> None:
+    xml = inbound_xml("o-odd", "miniprogrampage", Title="小程序", MsgId=new_msg_id())
+    assert (await wx.post(xml)).content == wechat.ONLY_TEXT
+    assert await citizen_messages(db) == []
     assert fake_rasa.received == []
 
 
@@ -482,6 +665,7 @@ async def test_adapter_raises_delivery_error_outside_the_window(wx: WeChatPeer) 
 
 
 async def test_template_message_for_status_push(wx: WeChatPeer) -> None:
+    wx.api.add_template("TPL_STATUS")
     adapter = wx.client.app[CHANNELS].get("wechat")
     await adapter.send_template(
         "o-tpl",
