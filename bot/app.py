@@ -60,7 +60,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         db, bus, app[RASA], app[CHANNELS], interceptors=[partial(linking.intercept, app)]
     )
     yield
-    await app[ROUTER].drain()
     await http.close()
     await bus.close()
     await db.close()

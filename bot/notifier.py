@@ -1,14 +1,23 @@
 """Delivers outbox notifications: work-order status pushes to every channel the citizen uses,
 hand-off changes to live consoles, and the periodic 督办 sweep.
 
-At least once: a row is marked delivered only after every channel was tried; a per-channel
-dedupe key in the bus keeps a retry from telling a citizen the same thing twice.
+At least once per channel: a row is marked delivered only after every channel was tried and
+none failed in a way that may pass. A per-channel dedupe key in the bus (`notified:<row>:
+<identity>`) keeps a retry of the row from telling a channel that was already told.
 
 A status push carries its structured form (`StatusNotice`: tracking number, status, time, lookup
 page) so a platform that refuses free text outside its reply window (WeChat) can send a template
-instead. A channel that still does not deliver does not hold the row back for the others: the
-stored message is marked `failed` (Router.push) and the row's `last_error` names the channels
-that were not reached, while the row itself counts as delivered.
+instead. What happens when a channel does not deliver depends on why (DeliveryError.retry):
+
+- transient (network error, timeout, flood limit, the platform's 5xx or "system busy"): that
+  channel's dedupe key is released and the row is left undelivered, so it is tried again with
+  backoff (at most MAX_ATTEMPTS times); only the channels not told yet are tried again. The
+  notice is stored in the citizen's history once: the retry re-sends the message stored by the
+  first attempt (Router.push `key`), which is `failed` until a retry gets it through.
+- permanent (blocked bot, unsubscribed follower, no template configured): it does not hold the
+  row back for the others: the stored message is marked `failed` (Router.push) and the row's
+  `last_error` names the channels that were not reached, while the row itself counts as
+  delivered.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from ipaddress import ip_address
@@ -29,6 +38,7 @@ from sqlalchemy import select
 
 from bot.keys import BUS, DB, ROUTER, SETTINGS
 from bot.messages import StatusNotice
+from bot.router import Delivery
 from bot.status_messages import status_reply
 from store import lifecycle, work_orders
 from store.bus import LockTimeout
@@ -40,6 +50,8 @@ POLL_SECONDS = 0.5
 SWEEP_SECONDS = 60.0
 MAX_ATTEMPTS = 8
 BATCH = 50
+NOTIFIED_TTL = 7 * 24 * 3600  # how long a channel's "told already" key lives
+REFUSED = "refused"  # a dedupe key's value when that channel refused for good
 # What a template's status field says; `delay` and `supervision` are events, not statuses.
 NOTICE_LABELS = {**lifecycle.STATUS_LABELS, "delay": "延期办理", "supervision": "已启动督办"}
 
@@ -70,11 +82,27 @@ def status_notice(event: dict[str, Any], at: datetime, tz: str, url: str | None)
     )
 
 
-class Notifier:
-    """One per gateway process; a bus lock keeps deliveries to one process at a time."""
+Backoff = Callable[[int], timedelta]
 
-    def __init__(self, app: web.Application) -> None:
+
+def exponential_backoff(attempts: int) -> timedelta:
+    """How long after its creation a row that failed `attempts` times is due again."""
+    return timedelta(seconds=min(2**attempts, 300))
+
+
+class RetryLater(Exception):
+    """Some channel failed in a way that may pass: the row stays undelivered and is retried."""
+
+
+class Notifier:
+    """One per gateway process; a bus lock keeps deliveries to one process at a time.
+
+    `backoff` decides when a failed row is due again (tests pass one without delay).
+    """
+
+    def __init__(self, app: web.Application, backoff: Backoff = exponential_backoff) -> None:
         self.app = app
+        self.backoff = backoff
         self._last_sweep = 0.0
 
     async def run(self) -> None:
@@ -119,6 +147,9 @@ class Notifier:
             failed = False
             try:
                 note = await self._deliver(row)
+            except RetryLater as exc:  # some channel may take it later
+                log.info("outbox %s (%s) to be retried: %s", row.id, row.topic, exc)
+                note, failed = str(exc), True
             except Exception as exc:  # keep going; retried with backoff
                 log.warning("outbox %s (%s) failed: %s", row.id, row.topic, exc)
                 note, failed = f"{type(exc).__name__}: {exc}", True
@@ -128,17 +159,20 @@ class Notifier:
                 r.last_error = note[:500] if note else None
                 if not failed:
                     r.delivered_at = utcnow()
+                elif r.attempts >= MAX_ATTEMPTS:
+                    log.warning("outbox %s given up after %s attempts", row.id, r.attempts)
         return len(rows)
 
-    @staticmethod
-    def _due(row: Outbox) -> bool:
+    def _due(self, row: Outbox) -> bool:
         if row.attempts == 0:
             return True
-        backoff = timedelta(seconds=min(2**row.attempts, 300))
-        return utcnow() - row.created_at >= backoff
+        return utcnow() - row.created_at >= self.backoff(row.attempts)
 
     async def _deliver(self, row: Outbox) -> str | None:
-        """Deliver one row; returns a note on channels that were not reached (None: all were)."""
+        """Deliver one row; returns a note on channels that were not reached (None: all were).
+
+        Raises RetryLater when a channel may still be reached by trying again.
+        """
         if row.topic == WORK_ORDER_STATUS:
             return await self._push_status(row)
         # HANDOFF_CHANGED rows are for the console's watcher (bot/console/live.py), which
@@ -171,23 +205,42 @@ class Notifier:
             event, row.created_at, settings.timezone, lookup_url(settings.public_base_url)
         )
         reply = replace(reply, notice=notice)
-        undelivered: list[str] = []
+        undelivered: list[str] = []  # refused for good (on this or an earlier attempt)
+        pending: list[str] = []  # failed for now: tried again when the row is retried
         for conversation_id, identity_id, channel in targets:
+            target = f"{channel} identity {identity_id}"
             key = f"notified:{row.id}:{identity_id}"
-            if not await bus.set_nx(key, "1", 7 * 24 * 3600):
-                continue  # told already on an earlier attempt
-            if not await router.push(conversation_id, [reply]):
-                undelivered.append(f"{channel} identity {identity_id}")
+            if not await bus.set_nx(key, "1", NOTIFIED_TTL):
+                # Tried on an earlier attempt: told, or refused for good.
+                if await bus.get(key) == REFUSED:
+                    undelivered.append(target)
+                continue
+            try:
+                outcome = await router.push(conversation_id, [reply], key=f"outbox:{row.id}")
+            except Exception:
+                log.exception("status push to %s failed", target)
+                outcome = Delivery.RETRY
+            if outcome is Delivery.RETRY:
+                await bus.delete(key)  # not told: the row's next attempt tries again
+                pending.append(target)
+            elif outcome is Delivery.FAILED:
+                await bus.set(key, REFUSED, NOTIFIED_TTL)
+                undelivered.append(target)
         if event.get("what") == "resolved":
             await self._start_callback(event["work_order_id"])
-        if not undelivered:
-            return None
-        log.info(
-            "status of %s not delivered on: %s (kept in their history)",
-            order.tracking_no,
-            ", ".join(undelivered),
-        )
-        return "not delivered on: " + ", ".join(undelivered)
+        notes = []
+        if pending:
+            notes.append("retry on: " + ", ".join(pending))
+        if undelivered:
+            log.info(
+                "status of %s not delivered on: %s (kept in their history)",
+                order.tracking_no,
+                ", ".join(undelivered),
+            )
+            notes.append("not delivered on: " + ", ".join(undelivered))
+        if pending:
+            raise RetryLater("; ".join(notes))
+        return "; ".join(notes) or None
 
     async def _start_callback(self, work_order_id: int) -> None:
         """After telling the citizen it is 办结 (with rating buttons), the order is in 回访."""

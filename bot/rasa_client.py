@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from bot.messages import Reply
+
+MESSAGE_ID = "message_id"  # metadata key: the stored Message this turn came from
+
+
+@dataclass(frozen=True)
+class UserTurn:
+    """What Rasa understood of one stored citizen message."""
+
+    message_id: int
+    intent: str
+    confidence: float
 
 
 class RasaUnavailable(RuntimeError):
@@ -49,20 +61,29 @@ class RasaClient:
             raise RasaUnavailable("empty answer")
         return replies
 
-    async def latest_parse(self, sender: str) -> dict[str, Any] | None:
-        """Intent and confidence of the last citizen turn, if Rasa's HTTP API is enabled."""
+    async def user_turns(self, sender: str) -> list[UserTurn]:
+        """Intent and confidence of each citizen turn Rasa has seen in this conversation,
+        keyed by the gateway's message id (sent as metadata). [] if the HTTP API is off."""
         try:
             async with asyncio.timeout(self.timeout):
                 async with self.http.get(
                     f"{self.base_url}/conversations/{sender}/tracker",
-                    params={"include_events": "NONE", "token": self._token},
+                    params={"include_events": "ALL", "token": self._token},
                 ) as resp:
                     if resp.status != 200:
-                        return None
+                        return []
                     tracker = await resp.json()
         except (TimeoutError, aiohttp.ClientError, ValueError):
-            return None
-        return tracker.get("latest_message")
+            return []
+        turns = []
+        for event in tracker.get("events") or []:
+            message_id = (event.get("metadata") or {}).get(MESSAGE_ID)
+            intent = (event.get("parse_data") or {}).get("intent") or {}
+            if event.get("event") == "user" and isinstance(message_id, int) and intent.get("name"):
+                turns.append(
+                    UserTurn(message_id, str(intent["name"]), float(intent.get("confidence") or 0))
+                )
+        return turns
 
     async def ping(self) -> bool:
         """True if Rasa answers and has a model loaded."""

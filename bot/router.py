@@ -3,16 +3,18 @@ agent while a hand-off is open. Every inbound message is stored before it is pro
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
+from enum import StrEnum
 from typing import Any
+
+from sqlalchemy import select
 
 from bot.channels.attachments import transcript_text
 from bot.channels.base import ChannelRegistry, DeliveryError
 from bot.messages import Button, InboundMessage, Reply
-from bot.rasa_client import RasaClient, RasaUnavailable
+from bot.rasa_client import MESSAGE_ID, RasaClient, RasaUnavailable
 from bot.text import clean_text, for_nlu
 from store import conversations, handoffs
 from store.assignment import leave_message_instead
@@ -49,6 +51,14 @@ def reply_payload(reply: Reply) -> dict[str, Any] | None:
     return payload or None
 
 
+class Delivery(StrEnum):
+    """What became of a push (Router.push)."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"  # not configured, or refused for good: trying again will not help
+    RETRY = "retry"  # a transient failure: the same push may pass later
+
+
 class Router:
     """One per gateway process."""
 
@@ -65,7 +75,6 @@ class Router:
         self.rasa = rasa
         self.channels = channels
         self.interceptors = list(interceptors)
-        self._background: set[asyncio.Task[None]] = set()
 
     async def handle(self, msg: InboundMessage) -> list[Reply]:
         """Store the message, then answer it (or pass it to the agent who owns the chat).
@@ -140,7 +149,7 @@ class Router:
     async def _ask_bot(
         self, conv: Conversation, stored: Message, text: str, msg: InboundMessage
     ) -> list[Reply]:
-        metadata = {"channel": msg.channel}
+        metadata = {"channel": msg.channel, MESSAGE_ID: stored.id}
         try:
             replies = await self.rasa.send(conv.public_id, for_nlu(text), metadata)
         except RasaUnavailable as exc:
@@ -152,7 +161,6 @@ class Router:
             status = "failed"
         else:
             status = "processed"
-            self._spawn(self._record_intent(conv.public_id, stored.id))
         await self._store_replies(conv, replies)
         await self._mark(stored.id, status)
         return replies
@@ -163,31 +171,70 @@ class Router:
         replies: Sequence[Reply],
         *,
         agent_id: int | None = None,
-    ) -> bool:
+        key: str | None = None,
+    ) -> Delivery:
         """Store and deliver replies outside a request (agent replies, status pushes).
 
-        Returns True if the channel accepted them; False if the channel is not configured or
-        refused. Either way they stay stored and show in the citizen's history; undelivered ones
-        are marked `failed`, with the reason in their payload (`undelivered`).
+        Returns DELIVERED if the channel accepted them; FAILED if the channel is not configured
+        or refused for good; RETRY if it failed in a way that may pass (DeliveryError.retry).
+        Whatever the outcome they stay stored and show in the citizen's history; undelivered
+        ones are marked `failed`, with the reason in their payload (`undelivered`).
+
+        `key` makes a push that may be retried stored once: the messages are stored with
+        `channel_message_id` `<key>:<n>`, and a later push with the same key (and conversation)
+        sends again the messages stored then, marking them `processed` once delivered, instead
+        of storing them a second time.
         """
         async with self.db.session() as s:
             conv = await s.get_one(Conversation, conversation_id)
             identity = await conversations.identity_of(s, conv)
-        stored = await self._store_replies(conv, replies, agent_id=agent_id)
+        stored = await self._stored_before(conv.id, key, len(replies))
+        again = bool(stored)
+        if not again:
+            stored = await self._store_replies(conv, replies, agent_id=agent_id, key=key)
         adapter = self.channels.get(identity.channel)
         if adapter is None:
             await self._undelivered(stored, f"channel {identity.channel} is not configured")
-            return False
+            return Delivery.FAILED
         try:
             await adapter.send(identity.external_id, replies)
         except DeliveryError as exc:
-            log.warning("delivery to %s failed: %s", identity.channel, exc)
+            log.warning(
+                "delivery to %s failed%s: %s",
+                identity.channel,
+                " (may pass later)" if exc.retry else "",
+                exc,
+            )
             await self._undelivered(stored, str(exc))
-            return False
-        return True
+            return Delivery.RETRY if exc.retry else Delivery.FAILED
+        if again:
+            await self._delivered(stored)
+        return Delivery.DELIVERED
+
+    async def _stored_before(self, conversation_id: int, key: str | None, count: int) -> list[int]:
+        """Ids of the messages an earlier push with `key` stored; [] if there was none."""
+        if key is None or count == 0:
+            return []
+        wanted = [f"{key}:{n}" for n in range(count)]
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    select(Message.id, Message.channel_message_id).where(
+                        Message.conversation_id == conversation_id,
+                        Message.sender != "citizen",
+                        Message.channel_message_id.in_(wanted),
+                    )
+                )
+            ).all()
+        ids = {cmid: mid for mid, cmid in rows}
+        return [ids[k] for k in wanted] if len(ids) == count else []
 
     async def _store_replies(
-        self, conv: Conversation, replies: Sequence[Reply], agent_id: int | None = None
+        self,
+        conv: Conversation,
+        replies: Sequence[Reply],
+        agent_id: int | None = None,
+        key: str | None = None,
     ) -> list[int]:
         async with self.db.session() as s:
             stored = [
@@ -196,6 +243,9 @@ class Router:
                 )
                 for r in replies
             ]
+            if key is not None:
+                for n, m in enumerate(stored):
+                    m.channel_message_id = f"{key}:{n}"
         for m in stored:
             await self._announce(conv, m)
         return [m.id for m in stored]
@@ -207,6 +257,15 @@ class Router:
                 m = await s.get_one(Message, message_id)
                 m.status = "failed"
                 m.payload = {**(m.payload or {}), "undelivered": reason[:300]}
+
+    async def _delivered(self, message_ids: Sequence[int]) -> None:
+        """Undo `_undelivered` for messages a retry got through."""
+        async with self.db.session() as s:
+            for message_id in message_ids:
+                m = await s.get_one(Message, message_id)
+                m.status = "processed"
+                rest = {k: v for k, v in (m.payload or {}).items() if k != "undelivered"}
+                m.payload = rest or None
 
     async def _announce(self, conv: Conversation, msg: Message) -> None:
         """Tell live consoles (and other tabs of the widget) about a new message."""
@@ -223,24 +282,3 @@ class Router:
         async with self.db.session() as s:
             m = await s.get_one(Message, message_id)
             m.status = status
-
-    async def _record_intent(self, sender: str, message_id: int) -> None:
-        """Keep intent and confidence with the stored turn, off the citizen's critical path."""
-        latest = await self.rasa.latest_parse(sender)
-        intent = (latest or {}).get("intent") or {}
-        if not intent.get("name"):
-            return
-        async with self.db.session() as s:
-            m = await s.get_one(Message, message_id)
-            m.intent = str(intent["name"])[:96]
-            m.confidence = float(intent.get("confidence") or 0.0)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def drain(self) -> None:
-        """Wait for background bookkeeping (used at shutdown and in tests)."""
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)

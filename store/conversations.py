@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -121,6 +121,30 @@ async def history(
     rows = list((await session.execute(stmt)).scalars())
     rows.reverse()
     return rows
+
+
+async def record_intents(
+    session: AsyncSession, conversation_id: int, turns: Mapping[int, tuple[str, float]]
+) -> int:
+    """Keep what the bot understood (intent, confidence) with the citizen's stored messages
+    that do not have it yet; `turns` maps message id → (intent, confidence). Returns how many
+    messages were updated; ids of other conversations are ignored."""
+    if not turns:
+        return 0
+    rows = (
+        await session.execute(
+            select(Message).where(
+                Message.conversation_id == conversation_id,
+                Message.id.in_(list(turns)),
+                Message.intent.is_(None),
+            )
+        )
+    ).scalars()
+    updated = 0
+    for msg in rows:
+        msg.intent, msg.confidence = turns[msg.id][0][:96], turns[msg.id][1]
+        updated += 1
+    return updated
 
 
 def message_json(msg: Message) -> dict[str, Any]:

@@ -21,7 +21,17 @@ class ChannelAdapter(Protocol):
 
 
 class DeliveryError(RuntimeError):
-    """The platform refused or could not be reached; the caller may retry later."""
+    """The platform refused or could not be reached.
+
+    `retry` says whether trying the same message again later may succeed: True for transient
+    failures (network errors, timeouts, flood limits, the platform's own 5xx or "system busy"),
+    False for refusals that will not change by themselves (blocked bot, unsubscribed follower,
+    bad address, nothing configured to send it with).
+    """
+
+    def __init__(self, message: str, *, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 class ChannelRegistry:

@@ -27,7 +27,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import update as sql_update
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.error import Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application
 
 from bot.channels import attachments
@@ -94,6 +94,15 @@ def message_attachment(message: Message) -> Attachment | None:
             lng=message.location.longitude,
         )
     return None
+
+
+def transient(exc: TelegramError) -> bool:
+    """Whether sending again later may succeed: network errors, timeouts and Telegram's 5xx
+    (PTB's NetworkError, TimedOut) and flood limits (RetryAfter). A BadRequest (a NetworkError
+    subclass in PTB), Forbidden, an invalid token or anything else is permanent."""
+    if isinstance(exc, BadRequest):
+        return False
+    return isinstance(exc, NetworkError | RetryAfter)
 
 
 class TelegramChannel:
@@ -187,10 +196,12 @@ class TelegramChannel:
     async def send(self, external_id: str, replies: Sequence[Reply]) -> None:
         """Deliver replies to a chat; DeliveryError if Telegram refuses or is unreachable.
 
-        A citizen who blocked the bot is marked unsubscribed, so pushes stop trying.
+        A citizen who blocked the bot is marked unsubscribed, so pushes stop trying. The error's
+        `retry` is True when Telegram could not be reached, timed out, answered 5xx or is still
+        flood-limiting after the rate limiter's own retries (see `transient`).
         """
         if not self.ready or self.application is None:
-            raise DeliveryError("telegram is not connected")
+            raise DeliveryError("telegram is not connected", retry=True)
         bot = self.application.bot
         try:
             for reply in replies:
@@ -200,7 +211,7 @@ class TelegramChannel:
             await self._set_subscribed(external_id, False)
             raise DeliveryError(f"telegram refused: {exc.message}") from exc
         except TelegramError as exc:
-            raise DeliveryError(f"telegram error: {exc.message}") from exc
+            raise DeliveryError(f"telegram error: {exc.message}", retry=transient(exc)) from exc
 
     async def _render(self, reply: Reply) -> list[tuple[str, InlineKeyboardMarkup | None]]:
         """Text chunks of at most 4096 characters; the keyboard goes with the last one."""

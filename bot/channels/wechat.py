@@ -35,7 +35,7 @@ from sqlalchemy import select
 from bot.channels import attachments
 from bot.channels.attachments import Attachment, attachment, coordinate
 from bot.channels.base import DeliveryError
-from bot.channels.wechat_api import WeChatAPI, WeChatAPIError
+from bot.channels.wechat_api import TRANSIENT_ERRORS, WeChatAPI, WeChatAPIError
 from bot.channels.wechat_protocol import (
     ProtocolError,
     WeChatCipher,
@@ -82,10 +82,14 @@ OUT_OF_WINDOW = frozenset({45015, 45047})
 
 
 class WeChatDeliveryError(DeliveryError):
-    """WeChat refused a message; `errcode` tells why (45015: outside the 48 h window)."""
+    """WeChat refused a message; `errcode` tells why (45015: outside the 48 h window).
+
+    Worth retrying (`retry`) only when WeChat was busy (-1) or not reached (-2: transport
+    error, HTTP 5xx); 43004 (unsubscribed), 40003 (bad openid) and the rest are permanent.
+    """
 
     def __init__(self, errcode: int, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, retry=errcode in TRANSIENT_ERRORS)
         self.errcode = errcode
 
 

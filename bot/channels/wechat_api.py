@@ -20,6 +20,9 @@ from store.bus import Bus
 log = logging.getLogger(__name__)
 
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+SYSTEM_BUSY = -1  # WeChat's own "system error, try again later"
+UNREACHABLE = -2  # ours: transport error, HTTP 5xx or an answer that is not JSON
+TRANSIENT_ERRORS = frozenset({SYSTEM_BUSY, UNREACHABLE})
 REFRESH_MARGIN = 300.0  # seconds before expiry when a cached token is dropped
 MIN_TOKEN_TTL = 60.0
 
@@ -59,11 +62,13 @@ class WeChatAPI:
                 data=json.dumps(body, ensure_ascii=False).encode(),
                 headers={"Content-Type": "application/json; charset=utf-8"},
             ) as resp:
+                if resp.status >= 500:
+                    raise WeChatAPIError(UNREACHABLE, f"HTTP {resp.status}")
                 data = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise WeChatAPIError(-2, f"unreachable: {type(exc).__name__}") from exc
+            raise WeChatAPIError(UNREACHABLE, f"unreachable: {type(exc).__name__}") from exc
         if not isinstance(data, dict):
-            raise WeChatAPIError(-2, "answer is not a JSON object")
+            raise WeChatAPIError(UNREACHABLE, "answer is not a JSON object")
         return data
 
     async def access_token(self, *, stale: str | None = None) -> str:

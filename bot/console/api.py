@@ -22,8 +22,9 @@ from bot.console.views import (
     masked_paths,
     masked_value,
 )
-from bot.keys import BUS, CIPHER, DB, ROUTER
+from bot.keys import BUS, CIPHER, DB, RASA, ROUTER
 from bot.messages import Reply
+from bot.router import Delivery
 from store import agents, assignment, canned, conversations, handoffs, work_orders
 from store.bus import LockTimeout
 from store.handoff_context import unseal
@@ -102,6 +103,10 @@ async def get_handoff(request: web.Request) -> web.Response:
         summary = await handoff_summary(s, handoff)
         conv = await s.get_one(Conversation, handoff.conversation_id)
         identity = await s.get_one(ChannelIdentity, conv.channel_identity_id)
+        turns = await request.app[RASA].user_turns(conv.public_id)
+        await conversations.record_intents(
+            s, conv.id, {t.message_id: (t.intent, t.confidence) for t in turns}
+        )
         history = await conversations.history(s, conv.id, limit=200, include_internal=True)
         transcript = [masked_message(m) for m in history]
         intents = [
@@ -255,10 +260,11 @@ async def reply(request: web.Request) -> web.Response:
         if not _may_act(session, handoff):
             return error(403, "该会话由其他坐席处理")
         conversation_id = handoff.conversation_id
-    delivered = await request.app[ROUTER].push(
+    outcome = await request.app[ROUTER].push(
         conversation_id, [Reply(text, sender="agent")], agent_id=session.agent_id
     )
-    return web.json_response({"delivered": delivered})
+    # A live reply is not retried (the agent sees it failed and may send it again).
+    return web.json_response({"delivered": outcome is Delivery.DELIVERED})
 
 
 @requires("agent", write=True)

@@ -41,6 +41,7 @@ class FakeRasa(LocalServer):
         self.delay = 0.0
         self.status = 200
         self.received: list[dict[str, Any]] = []
+        self.understood: list[dict[str, Any]] = []  # turns answered 200, as Rasa's tracker keeps
         app = web.Application()
         app.router.add_post("/webhooks/rest/webhook", self._webhook)
         app.router.add_get("/webhooks/rest/", self._status)
@@ -59,12 +60,31 @@ class FakeRasa(LocalServer):
             await asyncio.sleep(self.delay)
         if self.status != 200:
             return web.json_response({"error": "boom"}, status=self.status)
+        self.understood.append(body)
         return web.json_response(self.responder(body["sender"], body["message"]))
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def _tracker(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            {"latest_message": {"intent": {"name": "greet", "confidence": 0.99}}}
-        )
+        """Rasa's tracker shape: one `user` event per message received from this sender, with
+        the metadata the gateway sent and a parse result from `understand`."""
+        sender = request.match_info["sender"]
+        events = [
+            {
+                "event": "user",
+                "text": body["message"],
+                "parse_data": {"text": body["message"], "intent": understand(body["message"])},
+                "metadata": body.get("metadata") or {},
+            }
+            for body in self.understood
+            if body["sender"] == sender
+        ]
+        return web.json_response({"sender_id": sender, "events": events})
+
+
+def understand(text: str) -> dict[str, Any]:
+    """The fake's NLU: greetings are recognised, everything else is a shaky guess."""
+    if "你好" in text or text == "/greet":
+        return {"name": "greet", "confidence": 0.99}
+    return {"name": "nlu_fallback", "confidence": 0.42}

@@ -3,7 +3,8 @@
 It speaks the real protocol closely enough for python-telegram-bot: parameters arrive
 form-encoded (PTB) or as JSON, answers are `{"ok": true, "result": ...}` or Bot-API-shaped
 errors. It enforces the limits that matter to us (text 1..4096 characters, callback_data at
-most 64 bytes) and can answer 429 with `retry_after` or 403 "bot was blocked by the user".
+most 64 bytes) and can answer 429 with `retry_after`, 502 "Bad Gateway" (Telegram's servers
+briefly down) or 403 "bot was blocked by the user".
 Every call is recorded in `calls` as `(method, params)`.
 
 The module also builds the update JSON Telegram would POST to a webhook.
@@ -34,6 +35,7 @@ class FakeTelegramAPI(LocalServer):
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.blocked: set[str] = set()  # chat ids that blocked the bot (403 on send)
         self.flood = 0  # answer this many next sendMessage calls with 429
+        self.down = 0  # answer this many next sendMessage calls with 502 Bad Gateway
         self.retry_after = 1
         self.webhook: dict[str, Any] = {}
         self._message_ids = itertools.count(1)
@@ -99,6 +101,9 @@ class FakeTelegramAPI(LocalServer):
     async def _m_sendmessage(self, params: dict[str, Any]) -> web.Response:
         chat_id = str(params.get("chat_id", ""))
         text = str(params.get("text", ""))
+        if self.down > 0:
+            self.down -= 1
+            return _error(502, "Bad Gateway")
         if chat_id in self.blocked:
             return _error(403, "Forbidden: bot was blocked by the user")
         if self.flood > 0:

@@ -1,8 +1,9 @@
 """A local stand-in for api.weixin.qq.com: stable token, customer-service and template messages.
 
 It speaks WeChat's JSON protocol: `errcode`/`errmsg` answers, 40001 for an unknown access token,
-41001 for a missing one. Every call is recorded; a test can queue errcodes to return next, or
-invalidate the current token to see the client renew it.
+41001 for a missing one. Every call is recorded; a test can queue errcodes to return next (e.g.
+-1 "system error", WeChat's "busy, try again later"), queue HTTP 5xx answers of the front proxy
+(`http_errors`), or invalidate the current token to see the client renew it.
 
 Like WeChat, it refuses customer-service messages to a follower whose 48-hour window is closed
 (`close_window(openid)` → 45015) while template messages still reach them; templates must be
@@ -21,6 +22,7 @@ from aiohttp import web
 from tests.fakes.server import LocalServer
 
 ERRMSG = {
+    -1: "system error",
     40001: "invalid credential, access_token is invalid or not latest",
     40003: "invalid openid",
     40037: "invalid template_id",
@@ -41,6 +43,7 @@ class FakeWeChatAPI(LocalServer):
         self.app_secret = app_secret
         self.calls: list[dict[str, Any]] = []  # {"path", "query", "body"} for every request
         self.errors: list[int] = []  # errcodes to answer on the next message sends, in order
+        self.http_errors: list[int] = []  # HTTP statuses (5xx) to answer the next sends with
         self.closed_windows: set[str] = set()  # openids outside the 48 h customer-service window
         self.unsubscribed: set[str] = set()  # openids that unfollowed the account
         self.templates: set[str] = set()  # template ids added in the 公众号 console
@@ -111,6 +114,10 @@ class FakeWeChatAPI(LocalServer):
         return web.json_response({"access_token": self.token, "expires_in": 7200})
 
     def _check(self, call: dict[str, Any]) -> web.Response | None:
+        if self.http_errors:
+            status = self.http_errors.pop(0)
+            page = f"<html><body><h1>{status}</h1>nginx</body></html>"
+            return web.Response(status=status, text=page, content_type="text/html")
         token = call["query"].get("access_token")
         if not token:
             return self._error(41001)

@@ -347,3 +347,25 @@ async def test_store_notice_marks_the_handoff_so_the_console_does_not_repeat_it(
         assert assignment.was_noticed(h)
     async with db.session() as s:
         assert assignment.was_noticed(await s.get_one(Handoff, h.id))
+
+
+async def test_agent_sees_what_the_bot_understood_of_each_turn(gateway, fake_rasa, settings):
+    """The intent and confidence of the citizen's last turns, read from Rasa's tracker when
+    the agent opens the conversation (no extra Rasa call per message)."""
+    for text in ("你好", "我家楼下路灯坏了好几天"):
+        resp = await gateway.post("/webhooks/rest/webhook", json={"sender": "i1", "message": text})
+        assert resp.status == 200
+    tracker_calls_before = len(fake_rasa.received)
+    hid = await _open_handoff(gateway, fake_rasa, "i1")
+    agent = await _signed_in(gateway, settings)
+    try:
+        detail = await (await agent.get(f"/console/api/handoffs/{hid}")).json()
+    finally:
+        await agent.close()
+    assert [(i["text"], i["intent"], i["confidence"]) for i in detail["intents"]] == [
+        ("你好", "greet", 0.99),
+        ("我家楼下路灯坏了好几天", "nlu_fallback", 0.42),
+    ]
+    # The turn Rasa never answered (it was down) has no invented intent.
+    assert [m["intent"] for m in detail["transcript"] if m["from"] == "citizen"][-1] is None
+    assert len(fake_rasa.received) == tracker_calls_before + 1  # only the failed turn

@@ -283,7 +283,7 @@ async def test_citizen_agent_round_trip(
         assert "智能助手继续为您服务" in citizen.pushed()[-1]
         answer = await citizen.say("你好")
         assert fake_rasa.received[-1]["message"] == "你好"
-        assert fake_rasa.received[-1]["metadata"] == {"channel": citizen.platform}
+        assert fake_rasa.received[-1]["metadata"]["channel"] == citizen.platform
         assert any("您好，我是12345智能助手。" in t for t in answer), answer
         await ws.close()
     finally:

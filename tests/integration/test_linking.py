@@ -56,7 +56,6 @@ async def app(request: pytest.FixtureRequest, db: Database) -> AsyncIterator[web
     application[ROUTER] = Router(db, bus, RasaClient("http://127.0.0.1:9", http, 1.0), channels)
     application[WECHAT] = wechat
     yield application
-    await application[ROUTER].drain()
     await http.close()
     await bus.close()
 

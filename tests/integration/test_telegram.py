@@ -15,7 +15,7 @@ from bot.channels.base import DeliveryError
 from bot.channels.telegram import ONLY_TEXT, TELEGRAM
 from bot.keys import CHANNELS, ROUTER
 from bot.messages import Button, Reply
-from bot.router import MEDIA_NOTICE
+from bot.router import MEDIA_NOTICE, Delivery
 from bot.settings import Settings
 from store import handoffs
 from store.db import Database
@@ -284,8 +284,9 @@ async def test_group_chats_are_ignored(tg, tg_api, fake_rasa) -> None:
 async def test_send_to_blocked_user_raises_and_unsubscribes(tg, tg_api, settings) -> None:
     await post_update(tg, text_update(19, CHAT, "在吗"))
     tg_api.blocked.add(str(CHAT))
-    with pytest.raises(DeliveryError):
+    with pytest.raises(DeliveryError) as info:
         await tg.app[TELEGRAM].send(str(CHAT), [Reply("您的工单已办结")])
+    assert info.value.retry is False  # blocked stays blocked until they write again
     db = Database(settings.database_url)
     async with db.session() as s:
         identity = (await s.execute(select(ChannelIdentity))).scalar_one()
@@ -304,9 +305,33 @@ async def test_push_through_router_reports_refusal(tg, tg_api) -> None:
     db = tg.app[ROUTER].db
     async with db.session() as s:
         conv_id = (await s.execute(select(Message.conversation_id))).scalars().first()
-    assert await tg.app[ROUTER].push(conv_id, [Reply("进度更新", sender="system")]) is True
+    router = tg.app[ROUTER]
+    assert await router.push(conv_id, [Reply("进度更新", sender="system")]) is Delivery.DELIVERED
+    tg_api.down = 1  # 502 Bad Gateway: may pass later
+    assert await router.push(conv_id, [Reply("进度更新", sender="system")]) is Delivery.RETRY
     tg_api.blocked.add(str(CHAT))
-    assert await tg.app[ROUTER].push(conv_id, [Reply("进度更新", sender="system")]) is False
+    assert await router.push(conv_id, [Reply("进度更新", sender="system")]) is Delivery.FAILED
+
+
+async def test_a_keyed_push_is_stored_once_however_often_it_is_retried(tg, tg_api) -> None:
+    await post_update(tg, text_update(22, CHAT, "在吗"))
+    router = tg.app[ROUTER]
+    async with router.db.session() as s:
+        conv_id = (await s.execute(select(Message.conversation_id))).scalars().first()
+    notice = [Reply("您的工单已派单。", sender="system")]
+    tg_api.down = 2
+    assert await router.push(conv_id, notice, key="outbox:7") is Delivery.RETRY
+    assert await router.push(conv_id, notice, key="outbox:7") is Delivery.RETRY
+    assert await router.push(conv_id, notice, key="outbox:7") is Delivery.DELIVERED
+    async with router.db.session() as s:
+        stored = (
+            (await s.execute(select(Message).where(Message.text == "您的工单已派单。")))
+            .scalars()
+            .all()
+        )
+    [message] = stored
+    assert message.status == "processed" and "undelivered" not in (message.payload or {})
+    assert [p["text"] for p in tg_api.called("sendMessage")][-3:] == ["您的工单已派单。"] * 3
 
 
 async def test_flood_limit_is_waited_out(tg, tg_api) -> None:
@@ -315,6 +340,17 @@ async def test_flood_limit_is_waited_out(tg, tg_api) -> None:
     await tg.app[TELEGRAM].send(str(CHAT), [Reply("稍后送达")])
     sent = tg_api.called("sendMessage")
     assert len(sent) == 2 and sent[-1]["text"] == "稍后送达"
+
+
+async def test_flood_limit_that_outlasts_the_waiting_is_worth_retrying(tg, tg_api) -> None:
+    tg_api.flood = 3  # 429 retry_after 1, more often than the rate limiter waits it out
+    tg_api.retry_after = 1
+    with pytest.raises(DeliveryError) as info:
+        await tg.app[TELEGRAM].send(str(CHAT), [Reply("稍后送达")])
+    assert info.value.retry is True
+    assert len(tg_api.called("sendMessage")) == 3
+    await tg.app[TELEGRAM].send(str(CHAT), [Reply("稍后送达")])
+    assert len(tg_api.called("sendMessage")) == 4
 
 
 async def test_long_text_and_plain_http_link_are_delivered(tg, tg_api) -> None:
@@ -354,8 +390,9 @@ async def test_unreachable_bot_api_does_not_stop_the_gateway(
             "/webhooks/telegram", json=text_update(1, CHAT, "hi"), headers=HEADERS
         )
         assert resp.status == 503  # Telegram will retry later
-        with pytest.raises(DeliveryError):
+        with pytest.raises(DeliveryError) as info:
             await client.app[TELEGRAM].send(str(CHAT), [Reply("x")])
+        assert info.value.retry is True  # it may be reachable later
     finally:
         await client.close()
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from bot.channels.web import WELCOME_LIMIT
 from bot.keys import ROUTER
 from bot.messages import Reply
+from bot.router import Delivery
 from store.db import Database
 from store.models import ChannelIdentity, Conversation, Handoff, Message
 
@@ -277,7 +278,7 @@ async def test_agent_push_reaches_open_socket_once(gateway, db) -> None:
     await say(ws, "转人工")
     conv = await conversation_of(db, session["session"])
     ok = await gateway.app[ROUTER].push(conv, [Reply("您好，我是人工客服，请讲。", sender="agent")])
-    assert ok is True
+    assert ok is Delivery.DELIVERED
     frame, _ = await until(ws, lambda f: f["type"] == "message" and f["from"] == "agent")
     assert frame["text"] == "您好，我是人工客服，请讲。"
     with pytest.raises(TimeoutError):

@@ -305,7 +305,7 @@ async def test_plaintext_message_gets_passive_reply_with_numbered_buttons(
     # Replying with a number picks that button.
     await wx.text("o-plain", "2")
     assert fake_rasa.received[-1]["message"] == "/request_human"
-    assert fake_rasa.received[-1]["metadata"] == {"channel": "wechat"}
+    assert fake_rasa.received[-1]["metadata"]["channel"] == "wechat"
 
 
 async def test_several_replies_are_merged_and_links_kept(
@@ -661,7 +661,32 @@ async def test_adapter_raises_delivery_error_outside_the_window(wx: WeChatPeer) 
     with pytest.raises(DeliveryError) as info:
         await adapter.send("o-gone", [Reply("您的工单已派单。")])
     assert info.value.errcode == 45015
+    assert info.value.retry is False  # a plain text cannot go out until the citizen writes
     assert wx.api.sent_texts == []
+
+
+async def test_adapter_says_which_failures_are_worth_retrying(wx: WeChatPeer) -> None:
+    adapter = wx.client.app[CHANNELS].get("wechat")
+    notice = [Reply("您的工单已派单。", sender="system")]
+    retry: dict[str, bool] = {}
+    for name, fail in (
+        ("system error", lambda: wx.api.errors.append(-1)),
+        ("HTTP 502", lambda: wx.api.http_errors.append(502)),
+        ("unsubscribed", lambda: wx.api.errors.append(43004)),
+        ("invalid openid", lambda: wx.api.errors.append(40003)),
+    ):
+        fail()
+        with pytest.raises(DeliveryError) as info:
+            await adapter.send("o-flaky", notice)
+        retry[name] = info.value.retry
+    assert retry == {
+        "system error": True,
+        "HTTP 502": True,
+        "unsubscribed": False,
+        "invalid openid": False,
+    }
+    await adapter.send("o-flaky", notice)
+    assert wx.api.sent_texts == [("o-flaky", "您的工单已派单。")]
 
 
 async def test_template_message_for_status_push(wx: WeChatPeer) -> None:

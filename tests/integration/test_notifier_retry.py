@@ -1,0 +1,277 @@
+"""Status pushes are at least once per channel: a channel that fails for now (Telegram 502,
+WeChat "system error") is tried again when the outbox row is retried, while the citizen's
+other channels, told on the first attempt, are not told twice; a permanent refusal (a blocked
+bot, an unsubscribed follower) is written down and not retried.
+
+The citizen files from Telegram and has WeChat and a widget session linked. Both platforms are
+the local fakes. The test drives its own Notifier without backoff (`deliver_pending()`), next
+to the gateway's own one, instead of sleeping through the real backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from bot.app import create_app
+from bot.keys import CIPHER
+from bot.notifier import MAX_ATTEMPTS, Notifier
+from bot.settings import Settings
+from store import lifecycle, work_orders
+from store.categories import seed_taxonomy
+from store.conversations import ensure_conversation, identity_of
+from store.db import Database
+from store.links import link_identity
+from store.models import Message, Outbox
+from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI
+from tests.fakes.wechat_api import FakeWeChatAPI
+
+CHAT = 515151
+CUSTOM_SEND = "/cgi-bin/message/custom/send"
+
+
+@dataclass
+class Citizen:
+    """One citizen's three channels and the work order they filed from Telegram."""
+
+    openid: str
+    web_id: str
+    order_id: int
+    tracking_no: str
+
+
+@pytest.fixture
+async def tg_api() -> AsyncIterator[FakeTelegramAPI]:
+    fake = FakeTelegramAPI()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def wechat_api() -> AsyncIterator[FakeWeChatAPI]:
+    fake = FakeWeChatAPI("wx" + secrets.token_hex(8), "retry-wechat-secret")
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def gateway_all(
+    settings: Settings, db: Database, tg_api: FakeTelegramAPI, wechat_api: FakeWeChatAPI
+) -> AsyncIterator[TestClient]:
+    """The gateway with Telegram and WeChat pointed at their fakes."""
+    update = {
+        "telegram_token": SecretStr(TOKEN),
+        "telegram_secret_token": SecretStr("retry_webhook-secret"),
+        "telegram_api_base": tg_api.base_url,
+        "wechat_token": SecretStr("retry-wechat-token"),
+        "wechat_app_id": wechat_api.app_id,
+        "wechat_app_secret": SecretStr(wechat_api.app_secret),
+        "wechat_api_base": wechat_api.url,
+    }
+    app = create_app(settings.model_copy(update=update))
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def notifier(gateway_all: TestClient) -> Notifier:
+    """A notifier of the same gateway whose failed rows are due again at once."""
+    return Notifier(gateway_all.app, backoff=lambda attempts: timedelta(0))
+
+
+@pytest.fixture
+async def citizen(gateway_all: TestClient, db: Database) -> Citizen:
+    openid, web_id = "o" + secrets.token_hex(12), secrets.token_hex(32)
+    async with db.session() as s:
+        await seed_taxonomy(s)
+        conv = await ensure_conversation(s, "telegram", str(CHAT))
+        citizen_id = (await identity_of(s, conv)).citizen_id
+        for channel, external_id in (("wechat", openid), ("web", web_id)):
+            other = await ensure_conversation(s, channel, external_id)
+            await link_identity(s, (await identity_of(s, other)).id, citizen_id)
+        order = await work_orders.create_work_order(
+            s,
+            gateway_all.app[CIPHER],
+            conversation=conv,
+            kind="report",
+            category_code="urban",
+            description="小区门口路灯坏了",
+            location="幸福路8号",
+            contact_name="王先生",
+            phone="13912345678",
+            actor="bot",
+            idempotency_key=None,
+        )
+        return Citizen(openid, web_id, order.id, order.tracking_no)
+
+
+async def move(db: Database, order_id: int, status: str) -> None:
+    async with db.session() as s:
+        order = await work_orders.by_id(s, order_id)
+        await lifecycle.transition(s, order, status, "agent:li")
+
+
+async def settle(notifier: Notifier, db: Database, order_id: int, what: str) -> Outbox:
+    """Run the notifier until the row of one status change is delivered or given up on."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15.0
+    while True:
+        await notifier.deliver_pending()
+        async with db.session() as s:
+            rows = (await s.execute(select(Outbox).order_by(Outbox.id))).scalars().all()
+        for row in rows:
+            p = row.payload
+            if p.get("work_order_id") == order_id and p.get("what") == what:
+                if row.delivered_at is not None or row.attempts >= MAX_ATTEMPTS:
+                    return row
+        if loop.time() > deadline:
+            raise TimeoutError(f"status {what} of order {order_id} was not settled")
+        await asyncio.sleep(0.05)
+
+
+async def told(db: Database, channel: str, external_id: str) -> list[Message]:
+    """The system messages stored in one channel's conversation (its history)."""
+    async with db.session() as s:
+        conv = await ensure_conversation(s, channel, external_id)
+        stmt = (
+            select(Message)
+            .where(Message.conversation_id == conv.id, Message.sender == "system")
+            .order_by(Message.id)
+        )
+        return list((await s.execute(stmt)).scalars())
+
+
+def sent_to_telegram(tg_api: FakeTelegramAPI) -> list[str]:
+    return [p["text"] for p in tg_api.called("sendMessage") if str(p["chat_id"]) == str(CHAT)]
+
+
+async def test_a_citizen_whose_telegram_was_briefly_down_is_told_once_everywhere(
+    db: Database,
+    notifier: Notifier,
+    citizen: Citizen,
+    tg_api: FakeTelegramAPI,
+    wechat_api: FakeWeChatAPI,
+) -> None:
+    tg_api.down = 1  # the first sendMessage gets 502 Bad Gateway
+    await move(db, citizen.order_id, "dispatched")
+    row = await settle(notifier, db, citizen.order_id, "dispatched")
+
+    assert row.delivered_at is not None and row.attempts == 2 and row.last_error is None
+    [(to, text)] = wechat_api.sent_texts  # told on the first attempt only
+    assert to == citizen.openid and text.startswith(f"您的工单 {citizen.tracking_no} 已派至")
+    assert sent_to_telegram(tg_api) == [text, text]  # refused with 502, then accepted
+    [on_web] = await told(db, "web", citizen.web_id)
+    assert on_web.text == text
+    # Telegram's history holds the notice once, delivered, not a failed copy plus a good one.
+    [on_telegram] = await told(db, "telegram", str(CHAT))
+    assert on_telegram.text == text and on_telegram.status == "processed"
+    assert "undelivered" not in (on_telegram.payload or {})
+
+    # The next change goes out normally, once per channel.
+    await move(db, citizen.order_id, "in_progress")
+    row = await settle(notifier, db, citizen.order_id, "in_progress")
+    assert row.attempts == 1
+    assert sent_to_telegram(tg_api)[-1] == f"您的工单 {citizen.tracking_no} 正在办理中。"
+    assert len(sent_to_telegram(tg_api)) == 3 and len(wechat_api.sent_texts) == 2
+    assert len(await told(db, "web", citizen.web_id)) == 2
+
+
+async def test_wechat_system_error_is_retried_without_telling_telegram_twice(
+    db: Database,
+    notifier: Notifier,
+    citizen: Citizen,
+    tg_api: FakeTelegramAPI,
+    wechat_api: FakeWeChatAPI,
+) -> None:
+    wechat_api.errors.append(-1)  # {"errcode": -1, "errmsg": "system error"}
+    await move(db, citizen.order_id, "dispatched")
+    row = await settle(notifier, db, citizen.order_id, "dispatched")
+
+    assert row.delivered_at is not None and row.attempts == 2 and row.last_error is None
+    attempts = wechat_api.calls_to(CUSTOM_SEND)
+    assert [c["accepted"] for c in attempts] == [False, True]
+    [(to, text)] = wechat_api.sent_texts
+    assert to == citizen.openid and text.startswith(f"您的工单 {citizen.tracking_no} 已派至")
+    assert sent_to_telegram(tg_api) == [text]
+    assert [m.text for m in await told(db, "web", citizen.web_id)] == [text]
+    [on_wechat] = await told(db, "wechat", citizen.openid)
+    assert on_wechat.status == "processed"
+
+
+async def test_a_blocked_bot_is_written_down_and_not_retried(
+    db: Database,
+    notifier: Notifier,
+    citizen: Citizen,
+    tg_api: FakeTelegramAPI,
+    wechat_api: FakeWeChatAPI,
+) -> None:
+    tg_api.blocked.add(str(CHAT))  # 403 Forbidden: bot was blocked by the user
+    await move(db, citizen.order_id, "dispatched")
+    row = await settle(notifier, db, citizen.order_id, "dispatched")
+
+    assert row.delivered_at is not None and row.attempts == 1
+    assert re.fullmatch(r"not delivered on: telegram identity \d+", row.last_error)
+    for _ in range(3):
+        await notifier.deliver_pending()
+    assert len(tg_api.called("sendMessage")) == 1
+    assert len(wechat_api.sent_texts) == 1
+    assert len(await told(db, "web", citizen.web_id)) == 1
+    [on_telegram] = await told(db, "telegram", str(CHAT))
+    assert on_telegram.status == "failed"
+    assert "blocked" in on_telegram.payload["undelivered"]
+
+
+async def test_a_refusal_noted_on_the_first_attempt_stays_noted_after_the_retry(
+    db: Database,
+    notifier: Notifier,
+    citizen: Citizen,
+    tg_api: FakeTelegramAPI,
+    wechat_api: FakeWeChatAPI,
+) -> None:
+    tg_api.down = 1
+    wechat_api.errors.append(43004)  # the follower unsubscribed: permanent
+    await move(db, citizen.order_id, "dispatched")
+    row = await settle(notifier, db, citizen.order_id, "dispatched")
+
+    assert row.delivered_at is not None and row.attempts == 2
+    assert re.fullmatch(r"not delivered on: wechat identity \d+", row.last_error)
+    assert len(wechat_api.calls_to(CUSTOM_SEND)) == 1  # not retried
+    assert len(sent_to_telegram(tg_api)) == 2
+    [on_wechat] = await told(db, "wechat", citizen.openid)
+    assert on_wechat.status == "failed"
+
+
+async def test_a_channel_down_for_good_is_given_up_after_max_attempts_and_stored_once(
+    db: Database,
+    notifier: Notifier,
+    citizen: Citizen,
+    tg_api: FakeTelegramAPI,
+    wechat_api: FakeWeChatAPI,
+) -> None:
+    tg_api.down = 1000
+    await move(db, citizen.order_id, "dispatched")
+    row = await settle(notifier, db, citizen.order_id, "dispatched")
+
+    assert row.delivered_at is None and row.attempts == MAX_ATTEMPTS
+    assert re.fullmatch(r"retry on: telegram identity \d+", row.last_error)
+    assert len(sent_to_telegram(tg_api)) == MAX_ATTEMPTS
+    assert len(wechat_api.sent_texts) == 1
+    assert len(await told(db, "web", citizen.web_id)) == 1
+    [on_telegram] = await told(db, "telegram", str(CHAT))
+    assert on_telegram.status == "failed"
+    assert "Bad Gateway" in on_telegram.payload["undelivered"]
+    await notifier.deliver_pending()
+    assert len(sent_to_telegram(tg_api)) == MAX_ATTEMPTS  # given up: no further tries
