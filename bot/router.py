@@ -114,14 +114,12 @@ class Router:
                 await self._mark(stored.id, "processed")
                 return []
             if msg.attachments:
-                await self._store_replies(conv, [MEDIA_NOTICE])
-                await self._mark(stored.id, "processed")
+                await self._store_replies(conv, [MEDIA_NOTICE], answered=(stored.id, "processed"))
                 return [MEDIA_NOTICE]
             for intercept in self.interceptors:
                 replies = await intercept(msg)
                 if replies is not None:
-                    await self._store_replies(conv, replies)
-                    await self._mark(stored.id, "processed")
+                    await self._store_replies(conv, replies, answered=(stored.id, "processed"))
                     return replies
             return await self._ask_bot(conv, stored, text, msg)
 
@@ -161,8 +159,7 @@ class Router:
             status = "failed"
         else:
             status = "processed"
-        await self._store_replies(conv, replies)
-        await self._mark(stored.id, status)
+        await self._store_replies(conv, replies, answered=(stored.id, status))
         return replies
 
     async def push(
@@ -235,7 +232,10 @@ class Router:
         replies: Sequence[Reply],
         agent_id: int | None = None,
         key: str | None = None,
+        answered: tuple[int, str] | None = None,
     ) -> list[int]:
+        """Store the bot's or an agent's replies; `answered` = (citizen message id, status) is
+        marked in the same transaction (one commit per turn instead of two)."""
         async with self.db.session() as s:
             stored = [
                 await conversations.store_outbound(
@@ -246,6 +246,8 @@ class Router:
             if key is not None:
                 for n, m in enumerate(stored):
                     m.channel_message_id = f"{key}:{n}"
+            if answered is not None:
+                (await s.get_one(Message, answered[0])).status = answered[1]
         for m in stored:
             await self._announce(conv, m)
         return [m.id for m in stored]

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,9 +79,17 @@ async def store_inbound(
             await session.flush()
     except IntegrityError:
         return None
-    conversation.last_message_at = utcnow()
-    identity = await identity_of(session, conversation)
-    identity.last_inbound_at = utcnow()
+    # UPDATE statements, not attribute sets: `conversation` may come from another session.
+    now = utcnow()
+    conversation.last_message_at = now
+    await session.execute(
+        update(Conversation).where(Conversation.id == conversation.id).values(last_message_at=now)
+    )
+    await session.execute(
+        update(ChannelIdentity)
+        .where(ChannelIdentity.id == conversation.channel_identity_id)
+        .values(last_inbound_at=now)
+    )
     return msg
 
 
