@@ -30,7 +30,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from ipaddress import ip_address
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -56,8 +56,10 @@ REFUSED = "refused"  # a dedupe key's value when that channel refused for good
 NOTICE_LABELS = {**lifecycle.STATUS_LABELS, "delay": "延期办理", "supervision": "已启动督办"}
 
 
-def lookup_url(public_base_url: str) -> str | None:
-    """The public lookup page; None while the gateway's address is only a loopback one."""
+def lookup_url(public_base_url: str, tracking_no: str | None = None) -> str | None:
+    """The public lookup page (with the tracking number filled in when given); None while the
+    gateway's address is only a loopback one. The number alone reveals nothing: the page
+    still asks for the phone's last 4 digits."""
     parts = urlsplit(public_base_url.strip())
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host or host == "localhost":
@@ -67,7 +69,8 @@ def lookup_url(public_base_url: str) -> str | None:
             return None
     except ValueError:
         pass  # a domain name
-    return public_base_url.strip().rstrip("/") + "/lookup"
+    page = public_base_url.strip().rstrip("/") + "/lookup"
+    return f"{page}?{urlencode({'no': tracking_no})}" if tracking_no else page
 
 
 def status_notice(event: dict[str, Any], at: datetime, tz: str, url: str | None) -> StatusNotice:
@@ -202,7 +205,10 @@ class Notifier:
         if reply is None:
             return None
         notice = status_notice(
-            event, row.created_at, settings.timezone, lookup_url(settings.public_base_url)
+            event,
+            row.created_at,
+            settings.timezone,
+            lookup_url(settings.public_base_url, order.tracking_no),
         )
         reply = replace(reply, notice=notice)
         undelivered: list[str] = []  # refused for good (on this or an earlier attempt)

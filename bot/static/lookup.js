@@ -11,6 +11,13 @@
     return d.getFullYear() + "年" + (d.getMonth() + 1) + "月" + d.getDate() + "日 " +
       String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
   }
+  // A link from a status notice carries the tracking number (?no=…); the digits are still asked.
+  var given = new URLSearchParams(window.location.search).get("no");
+  if (given) {
+    document.getElementById("tracking-no").value = given.slice(0, 40);
+    document.getElementById("phone-last4").focus();
+  }
+
   function set(id, text) { document.getElementById(id).textContent = text || "—"; }
   function showError(text) { errorBox.textContent = text; errorBox.hidden = false; result.hidden = true; }
 

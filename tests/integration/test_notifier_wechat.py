@@ -157,7 +157,11 @@ async def test_outside_the_window_the_status_goes_out_as_the_template(
     [body] = wechat_api.sent_templates
     data = {k: v["value"] for k, v in body["data"].items()}
     head = {k: v for k, v in body.items() if k != "data"}
-    assert head == {"touser": openid, "template_id": TEMPLATE_ID, "url": f"{PUBLIC}/lookup"}
+    assert head == {
+        "touser": openid,
+        "template_id": TEMPLATE_ID,
+        "url": f"{PUBLIC}/lookup?no={no}",
+    }
     assert data["keyword1"] == no
     assert data["keyword2"] == "已派单"
     assert TIME.match(data["keyword3"])
