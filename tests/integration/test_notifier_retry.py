@@ -31,9 +31,10 @@ from store.categories import seed_taxonomy
 from store.conversations import ensure_conversation, identity_of
 from store.db import Database
 from store.links import link_identity
-from store.models import Message, Outbox
+from store.models import Outbox
 from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI
 from tests.fakes.wechat_api import FakeWeChatAPI
+from tests.integration.outbox_helpers import system_messages
 
 CHAT = 515151
 CUSTOM_SEND = "/cgi-bin/message/custom/send"
@@ -142,18 +143,6 @@ async def settle(notifier: Notifier, db: Database, order_id: int, what: str) -> 
         await asyncio.sleep(0.05)
 
 
-async def told(db: Database, channel: str, external_id: str) -> list[Message]:
-    """The system messages stored in one channel's conversation (its history)."""
-    async with db.session() as s:
-        conv = await ensure_conversation(s, channel, external_id)
-        stmt = (
-            select(Message)
-            .where(Message.conversation_id == conv.id, Message.sender == "system")
-            .order_by(Message.id)
-        )
-        return list((await s.execute(stmt)).scalars())
-
-
 def sent_to_telegram(tg_api: FakeTelegramAPI) -> list[str]:
     return [p["text"] for p in tg_api.called("sendMessage") if str(p["chat_id"]) == str(CHAT)]
 
@@ -173,10 +162,10 @@ async def test_a_citizen_whose_telegram_was_briefly_down_is_told_once_everywhere
     [(to, text)] = wechat_api.sent_texts  # told on the first attempt only
     assert to == citizen.openid and text.startswith(f"您的工单 {citizen.tracking_no} 已派至")
     assert sent_to_telegram(tg_api) == [text, text]  # refused with 502, then accepted
-    [on_web] = await told(db, "web", citizen.web_id)
+    [on_web] = await system_messages(db, "web", citizen.web_id)
     assert on_web.text == text
     # Telegram's history holds the notice once, delivered, not a failed copy plus a good one.
-    [on_telegram] = await told(db, "telegram", str(CHAT))
+    [on_telegram] = await system_messages(db, "telegram", str(CHAT))
     assert on_telegram.text == text and on_telegram.status == "processed"
     assert "undelivered" not in (on_telegram.payload or {})
 
@@ -186,7 +175,7 @@ async def test_a_citizen_whose_telegram_was_briefly_down_is_told_once_everywhere
     assert row.attempts == 1
     assert sent_to_telegram(tg_api)[-1] == f"您的工单 {citizen.tracking_no} 正在办理中。"
     assert len(sent_to_telegram(tg_api)) == 3 and len(wechat_api.sent_texts) == 2
-    assert len(await told(db, "web", citizen.web_id)) == 2
+    assert len(await system_messages(db, "web", citizen.web_id)) == 2
 
 
 async def test_wechat_system_error_is_retried_without_telling_telegram_twice(
@@ -206,8 +195,8 @@ async def test_wechat_system_error_is_retried_without_telling_telegram_twice(
     [(to, text)] = wechat_api.sent_texts
     assert to == citizen.openid and text.startswith(f"您的工单 {citizen.tracking_no} 已派至")
     assert sent_to_telegram(tg_api) == [text]
-    assert [m.text for m in await told(db, "web", citizen.web_id)] == [text]
-    [on_wechat] = await told(db, "wechat", citizen.openid)
+    assert [m.text for m in await system_messages(db, "web", citizen.web_id)] == [text]
+    [on_wechat] = await system_messages(db, "wechat", citizen.openid)
     assert on_wechat.status == "processed"
 
 
@@ -228,8 +217,8 @@ async def test_a_blocked_bot_is_written_down_and_not_retried(
         await notifier.deliver_pending()
     assert len(tg_api.called("sendMessage")) == 1
     assert len(wechat_api.sent_texts) == 1
-    assert len(await told(db, "web", citizen.web_id)) == 1
-    [on_telegram] = await told(db, "telegram", str(CHAT))
+    assert len(await system_messages(db, "web", citizen.web_id)) == 1
+    [on_telegram] = await system_messages(db, "telegram", str(CHAT))
     assert on_telegram.status == "failed"
     assert "blocked" in on_telegram.payload["undelivered"]
 
@@ -250,7 +239,7 @@ async def test_a_refusal_noted_on_the_first_attempt_stays_noted_after_the_retry(
     assert re.fullmatch(r"not delivered on: wechat identity \d+", row.last_error)
     assert len(wechat_api.calls_to(CUSTOM_SEND)) == 1  # not retried
     assert len(sent_to_telegram(tg_api)) == 2
-    [on_wechat] = await told(db, "wechat", citizen.openid)
+    [on_wechat] = await system_messages(db, "wechat", citizen.openid)
     assert on_wechat.status == "failed"
 
 
@@ -269,8 +258,8 @@ async def test_a_channel_down_for_good_is_given_up_after_max_attempts_and_stored
     assert re.fullmatch(r"retry on: telegram identity \d+", row.last_error)
     assert len(sent_to_telegram(tg_api)) == MAX_ATTEMPTS
     assert len(wechat_api.sent_texts) == 1
-    assert len(await told(db, "web", citizen.web_id)) == 1
-    [on_telegram] = await told(db, "telegram", str(CHAT))
+    assert len(await system_messages(db, "web", citizen.web_id)) == 1
+    [on_telegram] = await system_messages(db, "telegram", str(CHAT))
     assert on_telegram.status == "failed"
     assert "Bad Gateway" in on_telegram.payload["undelivered"]
     await notifier.deliver_pending()

@@ -25,8 +25,9 @@ from store.categories import seed_taxonomy
 from store.conversations import ensure_conversation, identity_of
 from store.db import Database
 from store.links import link_identity
-from store.models import Message, Outbox
+from store.models import Outbox
 from tests.fakes.wechat_api import FakeWeChatAPI
+from tests.integration.outbox_helpers import system_messages
 
 TOKEN = "notifier-wechat-token"
 SECRET = "notifier-wechat-secret"
@@ -117,17 +118,6 @@ async def delivered(db: Database, order_id: int, what: str, within: float = 8.0)
         if loop.time() > deadline:
             raise TimeoutError(f"status {what} of order {order_id} was not delivered")
         await asyncio.sleep(0.1)
-
-
-async def system_messages(db: Database, channel: str, external_id: str) -> list[Message]:
-    async with db.session() as s:
-        conv = await ensure_conversation(s, channel, external_id)
-        stmt = (
-            select(Message)
-            .where(Message.conversation_id == conv.id, Message.sender == "system")
-            .order_by(Message.id)
-        )
-        return list((await s.execute(stmt)).scalars())
 
 
 async def test_inside_the_window_the_status_is_a_customer_service_text(
