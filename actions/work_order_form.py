@@ -1,5 +1,8 @@
-"""The work-order intake form: description, category (proposed), location, name, phone;
-summary to confirm, idempotent submission, cancel at any point."""
+"""The work-order intake form: description, category (proposed), location, name, phone and
+the confirmation of a summary (slot `wo_confirmed`); idempotent submission, cancel at any point.
+
+The confirmation is the form's last required slot: only 确认 files the order, 取消 (the cancel
+intent) drops it, and anything else asks the summary question again."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
@@ -40,6 +43,7 @@ FORM_SLOTS = (
     "contact_name",
     "phone",
     "work_order_kind",
+    "wo_confirmed",
 )
 KIND_BY_INTENT = {
     "report_problem": "report",
@@ -60,6 +64,14 @@ _TRIGGER_WORDS = re.compile(
 )
 _NAME_PREFIX = re.compile(r"^(我叫|我是|我姓|姓名[:：]?|名字[:：]?|叫我)")
 EXIT_INTENTS = ("cancel", "request_human")
+FORM_NAME = "work_order_form"
+CONFIRM_SLOT = "wo_confirmed"
+# Typed answers to the summary that mean 确认 even when NLU is unsure (punctuation ignored).
+CONFIRM_WORDS = frozenset(
+    "确认 确认提交 提交 确定 确定提交 确认无误 无误 没问题 是 是的 对 对的 好 好的 可以 ok".split()
+)
+_PUNCTUATION = re.compile(r"[\s，。,.!！?？~～、]+")
+CONFIRM_BUTTONS = [button("确认提交", "/affirm"), button("取消", "/cancel")]
 CHOOSE = "?"  # extracted when the citizen wants the full category list
 
 
@@ -255,6 +267,31 @@ class ValidateWorkOrderForm(FormValidationAction):
             return {"contact_name": None}
         return {"contact_name": text}
 
+    async def extract_wo_confirmed(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """True for 确认 (the button or typed), False for anything unclear; nothing for
+        取消 / 转人工, so the form rejects and the cancel or hand-off rule takes over."""
+        if tracker.get_slot("requested_slot") != CONFIRM_SLOT:
+            return {}
+        intent = latest_intent(tracker)
+        if intent in EXIT_INTENTS:
+            return {}
+        typed = _PUNCTUATION.sub("", latest_text(tracker)).lower()
+        return {CONFIRM_SLOT: intent == "affirm" or typed in CONFIRM_WORDS}
+
+    def validate_wo_confirmed(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """Only an explicit 确认 files; otherwise say so and ask the summary question again."""
+        if value is True:
+            return {CONFIRM_SLOT: True}
+        if value is False:
+            dispatcher.utter_message(
+                text="工单还没有提交。信息无误请点“确认提交”，不需要登记请点“取消”。"
+            )
+        return {CONFIRM_SLOT: None}
+
     def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
@@ -270,10 +307,11 @@ class ValidateWorkOrderForm(FormValidationAction):
 
 
 class ActionSummarizeWorkOrder(StoreAction):
-    """What will be filed, with the phone masked, and buttons to confirm or cancel."""
+    """Asks for `wo_confirmed`: what will be filed, with the phone masked, and buttons to
+    confirm or cancel."""
 
     def name(self) -> str:
-        return "action_summarize_work_order"
+        return "action_ask_wo_confirmed"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
@@ -294,10 +332,7 @@ class ActionSummarizeWorkOrder(StoreAction):
             f"联系人：{tracker.get_slot('contact_name') or ''}",
             f"手机：{mask_phone(phone)}",
         ]
-        dispatcher.utter_message(
-            text="\n".join(lines),
-            buttons=[button("确认提交", "/affirm"), button("取消", "/cancel")],
-        )
+        dispatcher.utter_message(text="\n".join(lines), buttons=CONFIRM_BUTTONS)
         return []
 
 
@@ -332,10 +367,12 @@ class ActionSubmitWorkOrder(StoreAction):
         except Exception:
             log.exception("work order creation failed")
             dispatcher.utter_message(
-                text="抱歉，系统繁忙，工单暂未提交成功。请稍后回复“确认”重试，或转人工客服。",
-                buttons=[button("确认提交", "/affirm"), HUMAN_BUTTON],
+                text="抱歉，系统繁忙，工单暂未提交成功。您填写的信息已保留，"
+                "稍后可再点“确认提交”重试，或转人工客服。",
+                buttons=[HUMAN_BUTTON],
             )
-            return []
+            # Back into the form at the confirmation step: the summary is asked again.
+            return [ActiveLoop(FORM_NAME), SlotSet(CONFIRM_SLOT, None)]
         lines = [f"已为您登记工单，编号：{view.tracking_no}"]
         if view.department_name:
             lines.append(f"承办单位：{view.department_name}")

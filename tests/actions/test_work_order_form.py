@@ -1,4 +1,5 @@
-"""The intake form: proposal of a category, re-ask on a bad phone, idempotent submission."""
+"""The intake form: proposal of a category, re-ask on a bad phone, the confirmation step
+(only 确认 files, anything unclear asks again), idempotent submission."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ from actions.work_order_form import (
     ActionSummarizeWorkOrder,
     ValidateWorkOrderForm,
 )
+from store.bus import create_bus
 from store.client import StoreClient
+from store.crypto import PersonalDataCipher
+from store.db import Database
 from store.models import WorkOrder
 from tests.actions.conftest import buttons, load_tracker, texts
+from tests.conftest import REDIS_URL, new_data_key
 
 
 def slot_events(events: list[dict]) -> dict[str, object]:
@@ -116,7 +121,8 @@ async def test_a_new_confirmation_files_a_second_order(store: StoreClient, sende
     tracker = load_tracker("form_confirmed", sender=sender, category=code)
     await ActionSubmitWorkOrder(store).run(CollectingDispatcher(), tracker, {})
     later = load_tracker("form_confirmed", sender=sender, category=code)
-    later.events[-1]["timestamp"] += 60
+    [confirming] = [e for e in later.events if e["event"] == "user"]
+    confirming["timestamp"] += 60
     await ActionSubmitWorkOrder(store).run(CollectingDispatcher(), later, {})
     async with store.db.session() as s:
         assert (await s.execute(select(func.count(WorkOrder.id)))).scalar_one() == 2
@@ -142,3 +148,69 @@ async def test_category_is_proposed_from_the_description(store: StoreClient) -> 
     assert text.startswith("您反映的问题属于「") and text.endswith("」吗？")
     assert [b["payload"] for b in buttons(dispatcher)] == ["/affirm", "/deny"]
     assert slot_events(events)["category_proposed"] in {c for c, _ in await store.categories()}
+
+
+async def confirm_step(store: StoreClient, domain: dict, text: str, intent: str):
+    """Run the form's validation on the citizen's answer to the summary."""
+    dispatcher = CollectingDispatcher()
+    tracker = load_tracker(
+        "form_summary", sender="s", category=await a_category(store), text=text, intent=intent
+    )
+    events = await ValidateWorkOrderForm(store).run(dispatcher, tracker, domain)
+    return slot_events(events), texts(dispatcher)
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [("/affirm", "affirm"), ("确认提交", "affirm"), ("确认。", "nlu_fallback"), ("好的", "faq")],
+)
+async def test_confirm_at_the_summary_completes_the_form(
+    store: StoreClient, domain: dict, text: str, intent: str
+) -> None:
+    slots, said = await confirm_step(store, domain, text, intent)
+    assert slots["wo_confirmed"] is True
+    assert said == []
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [("处理要多久啊", "faq"), ("嗯……", "nlu_fallback"), ("不对", "deny"), ("你好", "greet")],
+)
+async def test_unclear_answer_to_the_summary_asks_again(
+    store: StoreClient, domain: dict, text: str, intent: str
+) -> None:
+    slots, said = await confirm_step(store, domain, text, intent)
+    assert "wo_confirmed" in slots and slots["wo_confirmed"] is None  # the form asks again
+    assert said == ["工单还没有提交。信息无误请点“确认提交”，不需要登记请点“取消”。"]
+
+
+@pytest.mark.parametrize(("text", "intent"), [("取消", "cancel"), ("转人工", "request_human")])
+async def test_cancel_or_human_at_the_summary_leaves_it_to_the_rules(
+    store: StoreClient, domain: dict, text: str, intent: str
+) -> None:
+    slots, said = await confirm_step(store, domain, text, intent)
+    assert slots == {} and said == []  # nothing extracted: the form rejects
+
+
+def test_confirmation_is_the_last_thing_the_form_asks(domain: dict) -> None:
+    assert domain["forms"]["work_order_form"]["required_slots"][-1] == "wo_confirmed"
+    assert "action_ask_wo_confirmed" in domain["actions"]
+
+
+async def test_failed_submission_keeps_the_answers_and_asks_for_confirmation_again(
+    tmp_path, sender: str, store: StoreClient
+) -> None:
+    broken_db = Database(f"sqlite:///{tmp_path}/no-schema.db")  # no tables: inserts fail
+    bus = create_bus(REDIS_URL, prefix="h12345test:broken:")
+    broken = StoreClient(broken_db, bus, PersonalDataCipher(new_data_key()))
+    dispatcher = CollectingDispatcher()
+    tracker = load_tracker("form_confirmed", sender=sender, category=await a_category(store))
+    try:
+        events = await ActionSubmitWorkOrder(broken).run(dispatcher, tracker, {})
+    finally:
+        await bus.close()
+        await broken_db.close()
+    [text] = texts(dispatcher)
+    assert "暂未提交成功" in text
+    assert {"event": "active_loop", "name": "work_order_form"}.items() <= events[0].items()
+    assert slot_events(events) == {"wo_confirmed": None}  # description, phone … are kept
