@@ -100,10 +100,14 @@ async def get_handoff(request: web.Request) -> web.Response:
     session = session_of(request)
     async with request.app[DB].session() as s:
         handoff = await _handoff_or_404(s, request.match_info["id"])
+        sender = (await s.get_one(Conversation, handoff.conversation_id)).public_id
+    # Rasa's tracker is read outside any transaction: no DB connection waits on HTTP.
+    turns = await request.app[RASA].user_turns(sender)
+    async with request.app[DB].session() as s:
+        handoff = await _handoff_or_404(s, request.match_info["id"])
         summary = await handoff_summary(s, handoff)
         conv = await s.get_one(Conversation, handoff.conversation_id)
         identity = await s.get_one(ChannelIdentity, conv.channel_identity_id)
-        turns = await request.app[RASA].user_turns(conv.public_id)
         await conversations.record_intents(
             s, conv.id, {t.message_id: (t.intent, t.confidence) for t in turns}
         )
