@@ -2,8 +2,9 @@
 
 Provider: Aliyun SMS (dysmsapi, `Action=SendSms`, API version 2017-05-25) with the RPC-style
 signature (SignatureVersion 1.0): every parameter except `Signature` is sorted by name and
-percent-encoded per RFC 3986 (space as %20, `~` kept), joined as `k=v&...`; the string to sign is
-`GET&%2F&` + percent-encode(that query); the signature is base64(HMAC-SHA1(secret + "&", it)).
+percent-encoded per RFC 3986 (space as %20, `~` kept), joined as `k=v&...`; the string to sign
+is `<METHOD>&%2F&` + percent-encode(that query) (we POST the form, so `POST&%2F&...`); the
+signature is base64(HMAC-SHA1(secret + "&", string to sign)).
 Aliyun answers JSON with `Code` "OK" or an error code (`isv.BUSINESS_LIMIT_CONTROL` when the
 carrier's per-number limit is hit, `SignatureDoesNotMatch` with HTTP 400, ...).
 
@@ -29,7 +30,6 @@ from typing import Protocol
 from urllib.parse import quote
 
 import aiohttp
-from yarl import URL
 
 from bot.settings import Settings
 from store.crypto import mask_phone
@@ -133,15 +133,20 @@ class AliyunSms:
             "Timestamp": self.clock(),
             "Version": API_VERSION,
         }
-        params["Signature"] = sign(params, self._secret)
+        params["Signature"] = sign(params, self._secret, "POST")
         return params
 
     async def send_code(self, phone: str, code: str) -> str:
-        """`GET /?Action=SendSms&...` → Aliyun's BizId; SmsError unless `Code` is "OK"."""
-        query = canonical_query(self.signed_params(phone, code))
-        url = URL(f"{self.endpoint}?{query}", encoded=True)
+        """`POST /` with `Action=SendSms&...` as a form → Aliyun's BizId; SmsError unless `Code`
+        is "OK". POST keeps the number and the code out of URLs that proxies log."""
+        body = canonical_query(self.signed_params(phone, code))
         try:
-            async with self.http.get(url, timeout=self.timeout) as resp:
+            async with self.http.post(
+                self.endpoint,
+                data=body.encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+                timeout=self.timeout,
+            ) as resp:
                 if resp.status >= 500:
                     raise SmsError(UNREACHABLE, f"HTTP {resp.status}", retry=True)
                 data = await resp.json(content_type=None)
