@@ -103,7 +103,7 @@ class AliyunSms:
         sign_name: str,
         template_code: str,
         region: str = "cn-hangzhou",
-        timeout: float = 10.0,
+        timeout: float = 5.0,
         clock: Callable[[], str] = _utc_timestamp,
     ) -> None:
         self.http = http
@@ -173,7 +173,13 @@ def sender_from_settings(settings: Settings, http: aiohttp.ClientSession) -> Sms
         settings.sms_sign_name,
         settings.sms_template_code,
     )
+    if not any(needed):
+        return None
     if settings.sms_provider != "aliyun" or not all(needed):
+        log.warning(
+            "SMS verification is off: SMS_PROVIDER must be aliyun and SMS_ACCESS_KEY_ID, "
+            "SMS_ACCESS_KEY_SECRET, SMS_SIGN_NAME and SMS_TEMPLATE_CODE all set"
+        )
         return None
     return AliyunSms(
         http,

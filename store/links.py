@@ -126,7 +126,9 @@ async def unlink_identity(
 
     Raises NotLinked when it is its citizen's only identity. Audited as `unlink:<by>`.
     """
-    identity = await session.get_one(ChannelIdentity, identity_id, with_for_update=True)
+    identity = await session.get_one(
+        ChannelIdentity, identity_id, with_for_update=True, populate_existing=True
+    )
     old_id = identity.citizen_id
     await session.get_one(Citizen, old_id, with_for_update=True)  # no merge meanwhile
     others = await session.scalar(

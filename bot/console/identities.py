@@ -30,7 +30,7 @@ async def _linked(s: AsyncSession, citizen_id: int, this_identity: int) -> list[
     stmt = select(Conversation.channel_identity_id, Conversation.public_id).where(
         Conversation.channel_identity_id.in_(ids)
     )
-    public = dict((await s.execute(stmt)).tuples().all())
+    public = {identity_id: public_id for identity_id, public_id in await s.execute(stmt)}
     return [
         {
             "conversation": public.get(i.id),
