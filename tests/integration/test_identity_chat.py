@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot import phone_verification as chat
 from bot import unlinking
@@ -22,7 +22,7 @@ from bot.settings import Settings
 from store import conversations
 from store.categories import seed_taxonomy
 from store.client import StoreClient
-from store.models import AuditLog, ChannelIdentity
+from store.models import AuditLog, ChannelIdentity, PhoneVerification, utcnow
 from tests.fakes.aliyun_sms import FakeAliyunSms
 from tests.integration.outbox_helpers import system_messages
 from tests.integration.test_console_helpers import Console, claim_by_hand, make_agent, unique
@@ -155,6 +155,13 @@ async def test_wrong_codes_then_too_many_tries(gateway, fake_sms) -> None:
         identity = await s.get_one(ChannelIdentity, conv.channel_identity_id)
         await s.refresh(identity, ["citizen"])
         assert identity.citizen.phone_verified_at is None
+
+
+async def test_expired_code_is_explained(gateway, fake_sms) -> None:
+    await say(gateway, "rest", "r-exp", f"验证手机 {PHONE}")
+    async with gateway.app[DB].session() as s:  # what five minutes do
+        await s.execute(update(PhoneVerification).values(expires_at=utcnow()))
+    assert await say(gateway, "rest", "r-exp", fake_sms.last_code(PHONE)) == chat.EXPIRED
 
 
 async def test_invalid_number_and_resend_cooldown(gateway, fake_sms) -> None:
