@@ -16,6 +16,7 @@ import re
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.keys import BUS, CIPHER, DB, ROUTER, SMS
 from bot.linking import channel_name
@@ -164,8 +165,8 @@ async def _check(app: web.Application, msg: InboundMessage, identity_id: int, co
     return Reply(VERIFIED_ALONE.format(phone=checked.phone_masked))
 
 
-async def _citizen_id(s, identity_id: int) -> int:
-    return (await s.get_one(ChannelIdentity, identity_id)).citizen_id
+async def _citizen_id(session: AsyncSession, identity_id: int) -> int:
+    return (await session.get_one(ChannelIdentity, identity_id)).citizen_id
 
 
 async def _notify(app: web.Application, conversation_id: int, channel: str) -> None:
