@@ -9,10 +9,10 @@ from functools import partial
 import aiohttp
 from aiohttp import web
 
-from bot import health, linking
+from bot import health, linking, phone_verification, sms, unlinking
 from bot.channels import rest
 from bot.channels.base import ChannelRegistry
-from bot.keys import BUS, CHANNELS, CIPHER, DB, HTTP, RASA, ROUTER, SETTINGS
+from bot.keys import BUS, CHANNELS, CIPHER, DB, HTTP, RASA, ROUTER, SETTINGS, SMS
 from bot.rasa_client import RasaClient
 from bot.router import Router
 from bot.settings import Settings, get_settings
@@ -56,9 +56,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[RASA] = RasaClient(
         settings.rasa_url, http, settings.rasa_timeout, settings.rasa_token.get_secret_value()
     )
-    app[ROUTER] = Router(
-        db, bus, app[RASA], app[CHANNELS], interceptors=[partial(linking.intercept, app)]
-    )
+    sender = sms.sender_from_settings(settings, http)
+    if sender is not None:
+        app[SMS] = sender
+    # Commands the gateway answers itself, before Rasa: 绑定, 验证手机 (+ its code), 解绑.
+    interceptors = [
+        partial(linking.intercept, app),
+        partial(phone_verification.intercept, app),
+        partial(unlinking.intercept, app),
+    ]
+    app[ROUTER] = Router(db, bus, app[RASA], app[CHANNELS], interceptors=interceptors)
     yield
     await http.close()
     await bus.close()

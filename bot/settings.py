@@ -71,6 +71,21 @@ class Settings(BaseSettings):
         default="", description="public HTTPS URL of /webhooks/telegram; set = register at start-up"
     )
 
+    # SMS one-time codes that prove a phone number ("验证手机"); all five set = on, else off.
+    sms_provider: str = Field(default="aliyun", description="SMS provider; only `aliyun` so far")
+    sms_endpoint: str = Field(
+        default="https://dysmsapi.aliyuncs.com", description="Aliyun SMS (dysmsapi) endpoint"
+    )
+    sms_region: str = "cn-hangzhou"
+    sms_access_key_id: str = Field(default="", description="AccessKey id of a RAM user")
+    sms_access_key_secret: SecretStr = Field(
+        default=SecretStr(""), description="its AccessKey secret (may only call SendSms)"
+    )
+    sms_sign_name: str = Field(default="", description="approved SMS signature (签名), e.g. 12345")
+    sms_template_code: str = Field(
+        default="", description="approved verification-code template with a ${code} variable"
+    )
+
     web_allowed_origins: str = Field(
         default="",
         description="extra origins allowed to open the widget socket, comma-separated; "

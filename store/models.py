@@ -67,7 +67,11 @@ Base.metadata.naming_convention = {
 
 
 class Citizen(Base):
-    """A person who wrote to 12345, possibly through several channels."""
+    """A person who wrote to 12345, possibly through several channels.
+
+    `phone_*` is the phone this citizen proved by an SMS one-time code (`phone_verified_at`);
+    a phone typed into a work-order form stays on that order and never reaches the citizen.
+    """
 
     __tablename__ = "citizen"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -75,6 +79,7 @@ class Citizen(Base):
     name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    phone_verified_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     identities: Mapped[list[ChannelIdentity]] = relationship(back_populates="citizen")
 
@@ -93,6 +98,25 @@ class ChannelIdentity(Base):
     last_inbound_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     citizen: Mapped[Citizen] = relationship(back_populates="identities")
+
+
+class PhoneVerification(Base):
+    """An SMS one-time code sent to prove a phone number, asked for by one channel identity.
+
+    The code is kept only as a keyed hash; `attempts` counts every try (counted before the
+    comparison, so parallel guesses cannot exceed the limit).
+    """
+
+    __tablename__ = "phone_verification"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_identity_id: Mapped[int] = mapped_column(ForeignKey("channel_identity.id"), index=True)
+    phone_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    phone_hash: Mapped[str] = mapped_column(String(64), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime] = mapped_column()
+    verified_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Conversation(Base):
@@ -280,7 +304,8 @@ class Outbox(Base):
 
 
 class AuditLog(Base):
-    """Who saw or changed what: reveals of personal data, logins, reassignments."""
+    """Who saw or changed what: reveals of personal data, logins, reassignments, and every
+    merge or split of citizens (`agent_id` is None when the citizen did it in a chat)."""
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(primary_key=True)

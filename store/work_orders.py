@@ -16,7 +16,6 @@ from store.crypto import PersonalDataCipher, normalize_mobile
 from store.models import (
     Category,
     ChannelIdentity,
-    Citizen,
     Conversation,
     Department,
     Rating,
@@ -111,29 +110,10 @@ async def create_work_order(
     session.add(
         WorkOrderEvent(work_order_id=order.id, kind="transition", actor=actor, to_status="received")
     )
-    if citizen_id is not None:
-        await _remember_phone(session, cipher, citizen_id, mobile, phone_hash)
+    # The phone stays on the order (lookup by its last 4 digits) and is never used to link
+    # citizens: a number typed into a form proves nothing (see store/phone_verification.py).
     await session.flush()
     return await by_id(session, order.id)
-
-
-async def _remember_phone(
-    session: AsyncSession,
-    cipher: PersonalDataCipher,
-    citizen_id: int,
-    mobile: str,
-    phone_hash: str,
-) -> None:
-    """The citizen's verified phone links their channels (and earlier orders) together."""
-    citizen = await session.get_one(Citizen, citizen_id)
-    if citizen.phone_hash is None:
-        citizen.phone_enc = cipher.encrypt(mobile)
-        citizen.phone_hash = phone_hash
-    try:
-        from store.links import link_by_verified_phone
-    except ImportError:  # linking not installed yet
-        return
-    await link_by_verified_phone(session, citizen_id, phone_hash)
 
 
 async def _category(session: AsyncSession, code: str | None) -> Category | None:

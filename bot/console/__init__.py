@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.console import api, board, live, orders, pages, ws
+from bot.console import api, board, identities, live, orders, pages, ws
 
 
 def setup(app: web.Application) -> None:
@@ -12,6 +12,7 @@ def setup(app: web.Application) -> None:
     app.router.add_routes(api.routes())
     app.router.add_routes(orders.routes())
     app.router.add_routes(board.routes())
+    app.router.add_routes(identities.routes())
     app.router.add_get("/console/ws", ws.console_ws)
     app.router.add_routes(pages.routes())
     app.cleanup_ctx.append(live.live_ctx)

@@ -18,10 +18,9 @@ from bot.keys import BUS, CHANNELS, DB, ROUTER
 from bot.messages import InboundMessage, Reply
 from bot.rasa_client import RasaClient
 from bot.router import Router
-from store import links
 from store.bus import MemoryBus, RedisBus
 from store.db import Database
-from store.models import ChannelIdentity, Citizen, WorkOrder
+from store.models import AuditLog, ChannelIdentity, Citizen, WorkOrder
 from tests.conftest import REDIS_URL
 
 
@@ -178,38 +177,12 @@ async def test_relinking_is_idempotent_and_keeps_work_orders(app, db) -> None:
     assert owners == {survivor}
 
 
-async def test_link_by_verified_phone_merges_citizens(db) -> None:
+async def test_merge_by_code_is_audited_without_personal_data(app, db) -> None:
+    code = await issue(app, "wechat", "openid-10")
+    assert "绑定成功" in await redeem(app, "telegram", "5010", code)
+    survivor = await citizen_of(db, "wechat", "openid-10")
     async with db.session() as s:
-        a, b, c = Citizen(phone_hash="h-1"), Citizen(), Citizen(phone_hash="h-2")
-        s.add_all([a, b, c])
-        await s.flush()
-        ids = a.id, b.id, c.id
-        s.add_all(
-            [
-                ChannelIdentity(channel="wechat", external_id="o1", citizen_id=a.id),
-                ChannelIdentity(channel="telegram", external_id="t1", citizen_id=b.id),
-                ChannelIdentity(channel="web", external_id="w1", citizen_id=c.id),
-                WorkOrder(tracking_no="P1", citizen_id=a.id, description="旧工单"),
-                WorkOrder(tracking_no="P2", citizen_id=b.id, description="新工单"),
-            ]
-        )
-    async with db.session() as s:
-        survivor = await links.link_by_verified_phone(s, ids[1], "h-1")
-    assert survivor == ids[0]  # the older citizen survives
-    async with db.session() as s:
-        assert await links.linked_channels(s, survivor) == ["telegram", "wechat"]
-        owners = set((await s.execute(select(WorkOrder.citizen_id))).scalars())
-        assert owners == {survivor}
-        assert await s.get(Citizen, ids[1]) is None
-        assert (await s.get_one(Citizen, ids[2])).phone_hash == "h-2"  # untouched
-    # Again: nothing changes.
-    async with db.session() as s:
-        assert await links.link_by_verified_phone(s, survivor, "h-1") == survivor
-    # A phone nobody else has is recorded on the citizen.
-    async with db.session() as s:
-        assert await links.link_by_verified_phone(s, ids[2], "h-2") == ids[2]
-        fresh = Citizen()
-        s.add(fresh)
-        await s.flush()
-        assert await links.link_by_verified_phone(s, fresh.id, "h-3") == fresh.id
-        assert fresh.phone_hash == "h-3"
+        rows = (await s.execute(select(AuditLog))).scalars().all()
+    assert [(r.action, r.agent_id) for r in rows] == [("merge:link_code", None)]
+    assert rows[0].target.endswith(f"->{survivor}")
+    assert "openid-10" not in rows[0].target and "5010" not in rows[0].target

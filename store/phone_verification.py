@@ -1,0 +1,263 @@
+"""Proving a phone number with an SMS one-time code, and linking citizens who proved the same one.
+
+Rules (issue 9; the chat that uses them is bot/phone_verification.py):
+
+* A code is 6 digits from `secrets`, valid CODE_TTL_SECONDS (5 minutes), and stored only as a
+  keyed HMAC (the DATA_KEY-derived key of store/crypto.py, bound to the identity and the phone),
+  never in clear. A new code for the same identity ends the previous one.
+* MAX_TRIES (5) tries per code. Each try is counted by one atomic UPDATE before the code is
+  compared, so parallel guesses cannot get more than five comparisons.
+* One code per identity and per phone every RESEND_COOLDOWN_SECONDS (60), and at most
+  MAX_CODES_PER_PHONE_PER_DAY to one phone and MAX_CODES_PER_IDENTITY_PER_DAY to one identity.
+  Both are taken from the bus atomically (SET NX, INCR) before anything is sent.
+* The right code records the phone on the identity's citizen (`phone_verified_at`) and merges
+  every other citizen who verified the same phone: the only merge a phone number can cause.
+
+Outcomes of a try are returned, not raised, so the counted try is committed with the session.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store import audit, links
+from store.bus import Bus
+from store.crypto import PersonalDataCipher, mask_phone, normalize_mobile
+from store.models import ChannelIdentity, Citizen, PhoneVerification, utcnow
+
+CODE_TTL_SECONDS = 5 * 60
+MAX_TRIES = 5
+RESEND_COOLDOWN_SECONDS = 60
+MAX_CODES_PER_PHONE_PER_DAY = 5
+MAX_CODES_PER_IDENTITY_PER_DAY = 10
+DAY_SECONDS = 24 * 60 * 60
+
+VERIFIED, WRONG, TOO_MANY, EXPIRED, NO_CODE = "verified", "wrong", "too_many", "expired", "none"
+
+
+class VerificationRefused(Exception):
+    """No code is sent; the subclass says why (plain values only, safe after a rollback)."""
+
+
+class InvalidPhone(VerificationRefused):
+    """Not a mainland mobile number."""
+
+
+class Cooldown(VerificationRefused):
+    """A code went to this identity or phone less than RESEND_COOLDOWN_SECONDS ago."""
+
+
+class DailyLimit(VerificationRefused):
+    """This phone or identity had its codes for today."""
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A code to send. `phone` and `code` are in clear only for the SMS and never stored."""
+
+    verification_id: int
+    phone: str
+    phone_hash: str
+    code: str
+    expires_at: datetime
+
+    @property
+    def phone_masked(self) -> str:
+        """138****5678."""
+        return mask_phone(self.phone)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The outcome of one try: VERIFIED, WRONG (tries_left), TOO_MANY, EXPIRED or NO_CODE."""
+
+    outcome: str
+    tries_left: int = 0
+    citizen_id: int | None = None  # after VERIFIED: the citizen now holding the phone
+    merged: int = 0  # after VERIFIED: how many other citizens were merged into it
+    phone_masked: str = ""
+
+
+def code_hash(cipher: PersonalDataCipher, identity_id: int, phone_hash: str, code: str) -> str:
+    """The keyed hash a code is stored as (bound to the identity and the phone)."""
+    return cipher.keyed_hash(f"sms-code|{identity_id}|{phone_hash}|{code}")
+
+
+async def reserve(bus: Bus, identity_id: int, phone_hash: str, now: datetime | None = None) -> None:
+    """Take one send from the cooldown and the daily caps, or raise Cooldown / DailyLimit.
+
+    Counted first (SET NX, INCR), checked after: parallel requests cannot slip past.
+    """
+    cooldowns = (f"sms:cooldown:identity:{identity_id}", f"sms:cooldown:phone:{phone_hash}")
+    taken = []
+    for key in cooldowns:
+        if not await bus.set_nx(key, "1", RESEND_COOLDOWN_SECONDS):
+            for done in taken:  # the other key was ours: give it back
+                await bus.delete(done)
+            raise Cooldown()
+        taken.append(key)
+    day = (now or utcnow()).strftime("%Y%m%d")
+    caps = (
+        (f"sms:day:phone:{phone_hash}:{day}", MAX_CODES_PER_PHONE_PER_DAY),
+        (f"sms:day:identity:{identity_id}:{day}", MAX_CODES_PER_IDENTITY_PER_DAY),
+    )
+    for key, cap in caps:
+        if await bus.incr(key, DAY_SECONDS) > cap:
+            raise DailyLimit()
+
+
+async def release(bus: Bus, identity_id: int, phone_hash: str) -> None:
+    """Lift the cooldown after a send that did not go out (the citizen may ask again now)."""
+    await bus.delete(f"sms:cooldown:identity:{identity_id}")
+    await bus.delete(f"sms:cooldown:phone:{phone_hash}")
+
+
+async def issue(
+    session: AsyncSession,
+    cipher: PersonalDataCipher,
+    identity_id: int,
+    mobile: str,
+    now: datetime | None = None,
+) -> Issued:
+    """A new code for `mobile` (normalized already) asked for by `identity_id`; ends earlier
+    codes of the identity. Call `reserve` first; send the SMS after the commit."""
+    now = now or utcnow()
+    await session.execute(
+        update(PhoneVerification)
+        .where(
+            PhoneVerification.channel_identity_id == identity_id,
+            PhoneVerification.verified_at.is_(None),
+            PhoneVerification.expires_at > now,
+        )
+        .values(expires_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    phone_hash = cipher.keyed_hash(mobile)
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    row = PhoneVerification(
+        channel_identity_id=identity_id,
+        phone_enc=cipher.encrypt(mobile),
+        phone_hash=phone_hash,
+        code_hash=code_hash(cipher, identity_id, phone_hash, code),
+        attempts=0,
+        expires_at=now + timedelta(seconds=CODE_TTL_SECONDS),
+        created_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return Issued(row.id, mobile, phone_hash, code, row.expires_at)
+
+
+def parse_phone(raw: str) -> str:
+    """The normalized mobile number, or InvalidPhone."""
+    mobile = normalize_mobile(raw)
+    if mobile is None:
+        raise InvalidPhone()
+    return mobile
+
+
+async def withdraw(session: AsyncSession, verification_id: int) -> None:
+    """End a code whose SMS did not go out."""
+    await session.execute(
+        update(PhoneVerification)
+        .where(PhoneVerification.id == verification_id)
+        .values(expires_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def check(
+    session: AsyncSession,
+    cipher: PersonalDataCipher,
+    identity_id: int,
+    code: str,
+    now: datetime | None = None,
+) -> Checked:
+    """Try `code` against the identity's live code; on success record the phone and merge."""
+    now = now or utcnow()
+    latest = (
+        select(func.max(PhoneVerification.id))
+        .where(
+            PhoneVerification.channel_identity_id == identity_id,
+            PhoneVerification.verified_at.is_(None),
+        )
+        .scalar_subquery()
+    )
+    counted = (
+        await session.execute(
+            update(PhoneVerification)
+            .where(
+                PhoneVerification.id == latest,
+                PhoneVerification.attempts < MAX_TRIES,
+                PhoneVerification.expires_at > now,
+            )
+            .values(attempts=PhoneVerification.attempts + 1)
+            .returning(
+                PhoneVerification.id,
+                PhoneVerification.attempts,
+                PhoneVerification.code_hash,
+                PhoneVerification.phone_hash,
+                PhoneVerification.phone_enc,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if counted is None:
+        return Checked(await _why_not(session, latest, now))
+    row_id, attempts, stored, phone_hash, phone_enc = counted
+    given = code_hash(cipher, identity_id, phone_hash, code)
+    if not hmac.compare_digest(given.encode(), stored.encode()):
+        left = MAX_TRIES - attempts
+        return Checked(WRONG if left > 0 else TOO_MANY, tries_left=left)
+    used = await session.execute(
+        update(PhoneVerification)
+        .where(PhoneVerification.id == row_id, PhoneVerification.verified_at.is_(None))
+        .values(verified_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if used.rowcount != 1:
+        return Checked(EXPIRED)  # a parallel try used it a moment ago
+    survivor, merged = await _record_phone(session, identity_id, phone_enc, phone_hash, now)
+    phone = cipher.decrypt(phone_enc)
+    return Checked(VERIFIED, citizen_id=survivor, merged=merged, phone_masked=mask_phone(phone))
+
+
+async def _why_not(session: AsyncSession, latest, now: datetime) -> str:
+    row = (
+        await session.execute(
+            select(PhoneVerification.attempts, PhoneVerification.expires_at).where(
+                PhoneVerification.id == latest
+            )
+        )
+    ).first()
+    if row is None:
+        return NO_CODE
+    if row.attempts >= MAX_TRIES and row.expires_at > now:
+        return TOO_MANY
+    return EXPIRED
+
+
+async def _record_phone(
+    session: AsyncSession, identity_id: int, phone_enc: bytes, phone_hash: str, now: datetime
+) -> tuple[int, int]:
+    identity = await session.get_one(ChannelIdentity, identity_id)
+    citizen = await session.get_one(Citizen, identity.citizen_id, with_for_update=True)
+    citizen.phone_enc, citizen.phone_hash, citizen.phone_verified_at = phone_enc, phone_hash, now
+    audit.record(session, "verify_phone", f"identity:{identity_id} citizen:{citizen.id}")
+    await session.flush()
+    others = select(Citizen.id).where(
+        Citizen.phone_hash == phone_hash,
+        Citizen.phone_verified_at.is_not(None),
+        Citizen.id != citizen.id,
+    )
+    survivor, merged = citizen.id, 0
+    for other in sorted((await session.execute(others)).scalars()):
+        survivor = await links.merge_citizens(session, survivor, other, via="phone")
+        merged += 1
+    return survivor, merged
