@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -16,19 +17,21 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr, ValidationError
 
+from bot import linking
 from bot.app import create_app
 from bot.channels.web import WELCOME_LIMIT
 from bot.classify_api import CLASSIFY_LIMIT
 from bot.client_address import client_address, limit_subject
 from bot.console.auth import LOGIN_PER_ADDRESS, LOGIN_PER_USER_AND_ADDRESS
 from bot.keys import CIPHER, DB, SETTINGS
+from bot.linking import REDEEM_PER_ADDRESS
 from bot.settings import Settings
 from store import work_orders
 from store.categories import seed_taxonomy
 from store.lookup import REQUESTER_LIMIT
 from tests.conftest import REDIS_URL
 from tests.integration.test_console_helpers import PASSWORD, make_agent, unique
-from tests.integration.test_web_channel import WELCOME, open_chat, turns
+from tests.integration.test_web_channel import WELCOME, open_chat, say, turns
 
 PROXY = "127.0.0.1/32"  # the test client connects from loopback: it plays the proxy
 
@@ -243,6 +246,25 @@ async def test_widget_welcomes_count_per_client_behind_the_proxy(proxied, fake_r
     ws, session = await open_chat(proxied, headers=via(other))
     assert turns(session["history"]) == [WELCOME]
     await ws.close()
+
+
+async def test_link_codes_typed_in_the_widget_count_per_client_address(proxied) -> None:
+    """Fresh widget sessions from one address cannot share out the guesses (绑定 limit)."""
+    guesser, citizen = address(), address()
+    first, _ = await open_chat(proxied, headers=via(citizen))
+    code = re.search(r"\b(\d{6})\b", (await say(first, "绑定"))["text"]).group(1)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    answers = []
+    for _ in range(REDEEM_PER_ADDRESS.max_attempts + 1):
+        ws, _ = await open_chat(proxied, headers=via(guesser))
+        answers.append((await say(ws, f"绑定 {wrong}"))["text"])
+        await ws.close()
+    assert answers[:-1] == [linking.REFUSED] * REDEEM_PER_ADDRESS.max_attempts
+    assert answers[-1] == linking.LOCKED
+    other, _ = await open_chat(proxied, headers=via(address()))
+    assert "绑定成功" in (await say(other, f"绑定 {code}"))["text"]
+    await other.close()
+    await first.close()
 
 
 # --- the REST channel needs a key unless the gateway is loopback-only without a proxy -------
