@@ -223,6 +223,8 @@ class RedisBus:
             url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_SECONDS
         )
         self._redis = redis.Redis.from_pool(pool)
+        self._count_attempt = self._redis.register_script(_COUNT_ATTEMPT)  # EVALSHA
+        self._decr_existing = self._redis.register_script(_DECR_EXISTING)
         self._prefix = prefix
 
     def _k(self, key: str) -> str:
@@ -252,11 +254,11 @@ class RedisBus:
     ) -> tuple[bool, tuple[int, ...]]:
         keys = [self._k(key) for key, _, _ in counters]
         args = [str(v) for _, limit, ttl in counters for v in (limit, int(ttl * 1000))]
-        counted, *counts = await self._redis.eval(_COUNT_ATTEMPT, len(keys), *keys, *args)
+        counted, *counts = await self._count_attempt(keys=keys, args=args)
         return bool(counted), tuple(int(c) for c in counts)
 
     async def decr(self, key: str) -> int:
-        return int(await self._redis.eval(_DECR_EXISTING, 1, self._k(key)))
+        return int(await self._decr_existing(keys=[self._k(key)]))
 
     async def publish(self, topic: str, message: dict[str, Any]) -> None:
         await self._redis.publish(self._k(topic), json.dumps(message, ensure_ascii=False))
