@@ -255,47 +255,37 @@ async def _citizen_of_filer(db) -> int:
 
 
 async def test_parallel_guesses_from_one_requester_stop_at_the_limit(db, cipher, bus) -> None:
-    """300 wrong guesses at once: 5 reach the comparison, the rest are refused."""
+    """300 guesses at once, the right digits last: only 5 are compared, nothing is revealed.
+
+    300 is more than the Redis bus's connection pool, so on Redis too the last guess is counted
+    after most others (the first hundred connect in any order).
+    """
     order = await _file(db, cipher)
-    guesses = [f"{i:04d}" for i in range(301) if f"{i:04d}" != "5678"][:300]
+    guesses = [*[f"{i:04d}" for i in range(300) if f"{i:04d}" != "5678"][:299], "5678"]
     outcomes = await asyncio.gather(
         *(_guess(db, bus, cipher, order.tracking_no, d, "ip:203.0.113.7") for d in guesses)
     )
+    assert all(o.order is None for o in outcomes)
     compared = [o for o in outcomes if not o.refused]
     assert len(compared) == lookup_rules.REQUESTER_LIMIT.max_attempts
-    assert all(o.order is None for o in outcomes)
-    # The requester has used up its window: even the right digits are refused now.
+    # The requester has used up its window: the right digits are refused now too.
     after = await _guess(db, bus, cipher, order.tracking_no, "5678", "ip:203.0.113.7")
     assert after.refused and after.order is None
-
-
-async def test_right_digits_hidden_in_a_burst_are_found_only_within_the_limit(
-    db, cipher, bus
-) -> None:
-    order = await _file(db, cipher)
-    guesses = [f"{i:04d}" for i in range(300) if f"{i:04d}" != "5678"]
-    guesses.insert(150, "5678")
-    outcomes = await asyncio.gather(
-        *(_guess(db, bus, cipher, order.tracking_no, d, "ip:203.0.113.8") for d in guesses)
-    )
-    pairs = list(zip(guesses, outcomes, strict=True))
-    wrong_compared = [d for d, o in pairs if not o.refused and d != "5678"]
-    assert len(wrong_compared) <= lookup_rules.REQUESTER_LIMIT.max_attempts
-    revealed = [d for d, o in pairs if o.order is not None]
-    assert revealed in ([], ["5678"])
 
 
 async def test_parallel_guesses_from_many_requesters_stop_at_the_number_limit(
     db, cipher, bus
 ) -> None:
+    """300 throw-away requesters, one guess each, the right digits last: the number closes."""
     order = await _file(db, cipher)
+    guesses = [*[f"{i:04d}" for i in range(300) if f"{i:04d}" != "5678"][:299], "5678"]
     outcomes = await asyncio.gather(
         *(
-            _guess(db, bus, cipher, order.tracking_no, f"{i:04d}", f"sender:throwaway-{i}")
-            for i in range(100)
-            if f"{i:04d}" != "5678"
+            _guess(db, bus, cipher, order.tracking_no, d, f"sender:throwaway-{i}")
+            for i, d in enumerate(guesses)
         )
     )
+    assert all(o.order is None for o in outcomes)
     compared = [o for o in outcomes if not o.refused]
     assert len(compared) == lookup_rules.NUMBER_LIMIT.max_attempts
     # The digits path of that number is closed now, but its owner still gets in.
