@@ -1,4 +1,8 @@
-"""`POST /api/v1/classify {"text": ...}` → the proposed category for a citizen's description."""
+"""`POST /api/v1/classify {"text": ...}` → the proposed category for a citizen's description.
+
+Public and CPU-bound, so limited per client address (bot/client_address.py): 30 calls a minute,
+counted before the classifier runs; beyond that 429 with Retry-After.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,23 @@ import json
 
 from aiohttp import web
 
+from bot.client_address import limit_subject
+from bot.keys import BUS
+from store import limits
+
 MAX_CHARS = 4000
+CLASSIFY_LIMIT = limits.Limit("classify:address", max_attempts=30, window_seconds=60)
+TOO_MANY = "请求过于频繁，请稍后再试。"
 
 
 async def classify(request: web.Request) -> web.Response:
-    """Propose a top-level category; the caller (form, console) asks the citizen to confirm."""
+    """`POST /api/v1/classify`: propose a top-level category; the caller asks to confirm."""
+    attempt = await limits.attempt(request.app[BUS], [(CLASSIFY_LIMIT, limit_subject(request))])
+    if not attempt.allowed:
+        retry_after = str(int(CLASSIFY_LIMIT.window_seconds))
+        return web.json_response(
+            {"error": TOO_MANY}, status=429, headers={"Retry-After": retry_after}
+        )
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -2,9 +2,13 @@
 another links both channel identities to the same citizen.
 
 Codes are 6 digits from `secrets`, valid 10 minutes, single use, one live code per identity.
-Five wrong codes from one identity within 15 minutes lock it out for 15 minutes, and a global
-cap on wrong codes keeps guessing across many throw-away identities impractical. Every wrong,
-expired or already used code gets the same answer.
+Redeeming is limited with store/limits.py, counted before the code is looked at, so parallel
+guesses cannot slip past the limit: 5 wrong codes per channel identity and, where the channel
+sees the citizen's connection (the web widget), 20 per client address in 15 minutes; beyond
+that the answer is LOCKED until the window ends. There is no global cap: one would be a switch
+that a few throw-away sessions pull to turn 绑定 off for everyone. Many wrong codes overall
+are logged as a warning for the operators instead. Every wrong, expired or already used code
+gets the same answer.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from aiohttp import web
 from sqlalchemy import select
 
 from bot.keys import BUS, DB, ROUTER
-from bot.messages import InboundMessage, Reply
+from bot.messages import CLIENT_SUBJECT, InboundMessage, Reply
 from bot.text import clean_text, for_nlu
-from store import conversations, links
+from store import conversations, limits, links
 from store.bus import Bus
 from store.models import ChannelIdentity, Conversation
 
@@ -28,9 +32,9 @@ log = logging.getLogger(__name__)
 COMMAND = re.compile(r"(?:绑定账号|关联账号|绑定)(?:[\s:：]*(\d{6}))?[。.!！]?")
 CODE_TTL = 10 * 60
 FAIL_WINDOW = 15 * 60
-LOCK_TTL = 15 * 60
-MAX_FAILS = 5  # per identity and FAIL_WINDOW
-MAX_FAILS_ALL = 300  # all identities together, per FAIL_WINDOW
+REDEEM_PER_IDENTITY = limits.Limit("link:identity", max_attempts=5, window_seconds=FAIL_WINDOW)
+REDEEM_PER_ADDRESS = limits.Limit("link:address", max_attempts=20, window_seconds=FAIL_WINDOW)
+WARN_WRONG_ALL = 300  # wrong codes from all identities per FAIL_WINDOW: logged, never refused
 MAX_ISSUED = 5  # codes per identity and FAIL_WINDOW
 
 CHANNEL_NAMES = {"web": "网页", "wechat": "微信", "telegram": "Telegram", "rest": "开放接口"}
@@ -102,19 +106,22 @@ async def _issue(bus: Bus, identity_id: int) -> Reply:
 
 async def _redeem(app: web.Application, msg: InboundMessage, identity_id: int, code: str) -> Reply:
     bus = app[BUS]
-    who = f"{msg.channel}:{msg.external_id}"
-    if await bus.get(f"link:locked:{who}") is not None:
+    checks = [(REDEEM_PER_IDENTITY, f"{msg.channel}:{msg.external_id}")]
+    subject = msg.metadata.get(CLIENT_SUBJECT)
+    if isinstance(subject, str) and subject:
+        checks.append((REDEEM_PER_ADDRESS, subject))
+    attempt = await limits.attempt(bus, checks)
+    if not attempt.allowed:
         return Reply(LOCKED)
-    if int(await bus.get("link:fails:all") or 0) >= MAX_FAILS_ALL:
-        log.warning("link codes refused: too many wrong codes overall")
-        return Reply(REFUSED)
     issuer = await bus.get(f"link:code:{code}")
     if issuer is None:
-        return await _wrong(bus, who)
+        return await _wrong(bus)
     if int(issuer) == identity_id:
+        await attempt.succeeded()  # the citizen's own code: not a guess
         return Reply(SAME_IDENTITY.format(code=code))
     if not await bus.set_nx(f"link:claim:{code}", str(identity_id), CODE_TTL):
-        return await _wrong(bus, who)  # someone redeemed it a moment ago
+        return await _wrong(bus)  # someone redeemed it a moment ago
+    await attempt.succeeded()
     await bus.delete(f"link:code:{code}")
     await bus.delete(f"link:issued:{issuer}")
     async with app[DB].session() as s:
@@ -130,10 +137,12 @@ async def _redeem(app: web.Application, msg: InboundMessage, identity_id: int, c
     return Reply(LINKED.format(names="、".join(names)))
 
 
-async def _wrong(bus: Bus, who: str) -> Reply:
-    await bus.incr("link:fails:all", FAIL_WINDOW)
-    if await bus.incr(f"link:fails:{who}", FAIL_WINDOW) >= MAX_FAILS:
-        await bus.set(f"link:locked:{who}", "1", LOCK_TTL)
+async def _wrong(bus: Bus) -> Reply:
+    """A wrong code (already counted by the limits); many overall are worth a warning."""
+    if await bus.incr("link:wrong:all", FAIL_WINDOW) == WARN_WRONG_ALL:
+        log.warning(
+            "%d wrong link codes within %d s: someone may be guessing", WARN_WRONG_ALL, FAIL_WINDOW
+        )
     return Reply(REFUSED)
 
 

@@ -1,5 +1,6 @@
 """Work-order lookup on the web: `GET /api/v1/work-orders/{tracking_no}?phone_last4=NNNN`
-and a small page at `/lookup`. Same rules as in chat (store/lookup.py), limited per IP."""
+and a small page at `/lookup`. Same rules as in chat (store/lookup.py), limited per client
+address (bot/client_address.py: forwarded headers only from TRUSTED_PROXIES)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot.client_address import limit_subject
 from bot.keys import BUS, CIPHER, DB
 from store.lookup import lookup
 from store.views import view_of
@@ -18,10 +20,6 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
 )
-
-
-def _client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
 
 
 async def get_work_order(request: web.Request) -> web.Response:
@@ -36,7 +34,7 @@ async def get_work_order(request: web.Request) -> web.Response:
             request.app[CIPHER],
             raw_tracking_no=request.match_info["tracking_no"],
             phone_last4=last4,
-            requester_keys=[f"ip:{_client_ip(request)}"],
+            requester_keys=[limit_subject(request)],
         )
         if outcome.malformed:
             return web.json_response(

@@ -7,6 +7,10 @@ from typing import Any, Literal
 
 Speaker = Literal["citizen", "bot", "agent", "system"]
 
+# `InboundMessage.metadata` key: the sender's per-address limit key (bot/client_address.py), set
+# by channels that see the citizen's own connection (the web widget); platforms' webhooks don't.
+CLIENT_SUBJECT = "client_subject"
+
 
 @dataclass(frozen=True)
 class Button:

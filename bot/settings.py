@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,15 @@ class Settings(BaseSettings):
         default=SecretStr(""), description="signs console session cookies and CSRF tokens"
     )
     rest_api_key: SecretStr = Field(
-        default=SecretStr(""), description="X-API-Key for the public REST channel; empty = closed"
+        default=SecretStr(""),
+        description="X-API-Key for the REST channel; empty = open only to loopback callers of a "
+        "gateway bound to loopback with no TRUSTED_PROXIES, closed otherwise",
+    )
+    # Reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For / X-Real-IP
+    # headers are believed when they are the direct peer. Empty = no header is believed and the
+    # peer address is the client's (bot/client_address.py).
+    trusted_proxies: str = Field(
+        default="", description="comma-separated addresses/CIDRs of trusted reverse proxies"
     )
 
     wechat_token: SecretStr = SecretStr("")
@@ -105,10 +114,30 @@ class Settings(BaseSettings):
         default=30, description="a pending hand-off no agent took expires after this"
     )
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"TRUSTED_PROXIES: {item!r} is not an address or CIDR") from exc
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """TRUSTED_PROXIES parsed; empty when no proxy is trusted."""
+        return _networks(self.trusted_proxies)
+
     @property
     def uses_sqlite(self) -> bool:
         """True when the store is the embedded SQLite file."""
         return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=8)
+def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
 
 
 @lru_cache(maxsize=1)

@@ -12,9 +12,12 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
+
+MAX_CONNECTIONS = 100  # per process; pub/sub subscriptions hold one each
+POOL_WAIT_SECONDS = 10.0
 
 
 class LockTimeout(RuntimeError):
@@ -37,7 +40,28 @@ class Bus(Protocol):
         """Remove `key`."""
 
     async def incr(self, key: str, ttl: float) -> int:
-        """Increment a counter that expires `ttl` seconds after its first increment."""
+        """Increment a counter that expires `ttl` seconds after its first increment.
+
+        Atomic: the count returned includes this increment and no other caller sees the same
+        value (store/limits.py builds its race-free limits on this).
+        """
+
+    async def count_attempt(
+        self, counters: Sequence[tuple[str, int, float]]
+    ) -> tuple[bool, tuple[int, ...]]:
+        """Count one attempt on every (key, max_count, ttl) counter, all or none, atomically.
+
+        Each count includes this attempt. If any would exceed its max_count, nothing is
+        counted and the first value is False. A counter expires `ttl` seconds after its first
+        count (a fixed window).
+        """
+
+    async def decr(self, key: str) -> int:
+        """Take one back from a live counter, keeping its expiry; 0 (and no key) if absent.
+
+        Never creates a counter, so a refund after the window ended cannot leave a key
+        without expiry behind; a counter that reaches 0 is removed.
+        """
 
     async def publish(self, topic: str, message: dict[str, Any]) -> None:
         """Send `message` to every subscriber of `topic`."""
@@ -56,7 +80,11 @@ class Bus(Protocol):
 
 
 class MemoryBus:
-    """In-process implementation with the same semantics (expiry, NX, counters, pub/sub)."""
+    """In-process implementation with the same semantics (expiry, NX, counters, pub/sub).
+
+    No method awaits between reading and writing a key, so counters are atomic for every task
+    on the process's event loop (the only users of this stand-in).
+    """
 
     def __init__(self) -> None:
         self._data: dict[str, tuple[str, float | None]] = {}
@@ -97,6 +125,31 @@ class MemoryBus:
         self._data[key] = (str(value), self._data[key][1])
         return value
 
+    async def count_attempt(
+        self, counters: Sequence[tuple[str, int, float]]
+    ) -> tuple[bool, tuple[int, ...]]:
+        now = time.monotonic()
+        current = [(key, int(self._alive(key) or 0)) for key, _, _ in counters]
+        counts = tuple(value + 1 for _, value in current)
+        if any(count > limit for count, (_, limit, _) in zip(counts, counters, strict=True)):
+            return False, counts
+        for (key, _, ttl), count in zip(counters, counts, strict=True):
+            expires = self._data[key][1] if count > 1 else now + ttl
+            self._data[key] = (str(count), expires)
+        return True, counts
+
+    async def decr(self, key: str) -> int:
+        # No await between read and write: atomic with respect to other tasks on this loop.
+        current = self._alive(key)
+        if current is None:
+            return 0
+        value = int(current) - 1
+        if value <= 0:
+            del self._data[key]
+            return 0
+        self._data[key] = (str(value), self._data[key][1])
+        return value
+
     async def publish(self, topic: str, message: dict[str, Any]) -> None:
         for queue in list(self._subs[topic]):
             queue.put_nowait(message)
@@ -132,13 +185,46 @@ class MemoryBus:
         self._data.clear()
 
 
+# All-or-none attempt on several counters: ARGV holds (max_count, ttl_ms) per key.
+_COUNT_ATTEMPT = """
+local counts, ok = {}, 1
+for i, key in ipairs(KEYS) do
+  counts[i] = (tonumber(redis.call('get', key)) or 0) + 1
+  if counts[i] > tonumber(ARGV[2 * i - 1]) then ok = 0 end
+end
+if ok == 1 then
+  for i, key in ipairs(KEYS) do
+    redis.call('incr', key)
+    if redis.call('pttl', key) < 0 then redis.call('pexpire', key, ARGV[2 * i]) end
+  end
+end
+table.insert(counts, 1, ok)
+return counts
+"""
+
+# DECR that never creates a key (a refund after expiry would leave a counter without TTL).
+_DECR_EXISTING = (
+    "if redis.call('exists', KEYS[1]) == 0 then return 0 end "
+    "local v = redis.call('decr', KEYS[1]) "
+    "if v <= 0 then redis.call('del', KEYS[1]) return 0 end "
+    "return v"
+)
+
+
 class RedisBus:
     """Redis implementation (redis-py asyncio)."""
 
     def __init__(self, url: str, prefix: str = "h12345:") -> None:
         import redis.asyncio as redis
 
-        self._redis = redis.from_url(url, decode_responses=True)
+        # A blocking pool: a burst of requests waits for a free connection instead of failing
+        # with MaxConnectionsError at the 101st concurrent command (redis-py's default pool).
+        pool = redis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_SECONDS
+        )
+        self._redis = redis.Redis.from_pool(pool)
+        self._count_attempt = self._redis.register_script(_COUNT_ATTEMPT)  # EVALSHA
+        self._decr_existing = self._redis.register_script(_DECR_EXISTING)
         self._prefix = prefix
 
     def _k(self, key: str) -> str:
@@ -162,6 +248,17 @@ class RedisBus:
             pipe.pexpire(self._k(key), int(ttl * 1000), nx=True)
             value, _ = await pipe.execute()
         return int(value)
+
+    async def count_attempt(
+        self, counters: Sequence[tuple[str, int, float]]
+    ) -> tuple[bool, tuple[int, ...]]:
+        keys = [self._k(key) for key, _, _ in counters]
+        args = [str(v) for _, limit, ttl in counters for v in (limit, int(ttl * 1000))]
+        counted, *counts = await self._count_attempt(keys=keys, args=args)
+        return bool(counted), tuple(int(c) for c in counts)
+
+    async def decr(self, key: str) -> int:
+        return int(await self._decr_existing(keys=[self._k(key)]))
 
     async def publish(self, topic: str, message: dict[str, Any]) -> None:
         await self._redis.publish(self._k(topic), json.dumps(message, ensure_ascii=False))

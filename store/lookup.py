@@ -1,9 +1,22 @@
 """Looking a work order up safely.
 
 Access needs the tracking number plus the last 4 digits of the phone given at filing, or the
-same citizen (any linked channel identity) that filed it. "No such order" and "wrong digits"
-are indistinguishable to the caller. 5 failures per requester key (identity, IP) or per tracking
-number within 15 minutes block further attempts for 15 minutes.
+same citizen (any linked channel identity, e.g. after 绑定 or an SMS-verified phone) that filed
+it. "No such order" and "wrong digits" are indistinguishable to the caller.
+
+Guessing the digits is limited with store/limits.py, counted *before* the comparison so that
+parallel guesses cannot slip through:
+
+- per requester key (chat sender, client address): 5 wrong guesses per 15 minutes, then that
+  requester is refused until the window ends;
+- per tracking number: 20 wrong guesses per 24 hours from all requesters together, then the
+  digits path of that number is closed until the window ends. This keeps a guesser with many
+  throw-away identities from enumerating 10,000 combinations, and it is not an owner lock-out:
+  the citizen who filed the order (same conversation, a linked channel or a verified phone)
+  is let in before any limit, and a requester with the right digits gets in while the number
+  has fewer than 20 failures (a few guessers only block themselves).
+
+A right guess takes its own count back; earlier wrong guesses stay counted.
 """
 
 from __future__ import annotations
@@ -14,14 +27,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import tracking
+from store import limits, tracking
 from store.bus import Bus
 from store.crypto import PersonalDataCipher
 from store.models import WorkOrder
 from store.work_orders import by_tracking_no
 
-MAX_FAILURES = 5
-WINDOW_SECONDS = 15 * 60
+REQUESTER_LIMIT = limits.Limit("lookup:requester", max_attempts=5, window_seconds=15 * 60)
+NUMBER_LIMIT = limits.Limit("lookup:number", max_attempts=20, window_seconds=24 * 3600)
 
 
 @dataclass(frozen=True)
@@ -48,18 +61,25 @@ async def lookup(
     tracking_no = tracking.normalize(raw_tracking_no)
     if tracking_no is None:
         return LookupOutcome(order=None, malformed=True)
-    keys = [*requester_keys, f"tn:{tracking_no}"]
-    if await _blocked(bus, keys):
-        return LookupOutcome(order=None, refused=True)
-    order = await by_tracking_no(session, tracking_no)
-    if order is not None and citizen_id is not None and order.citizen_id == citizen_id:
-        return LookupOutcome(order=order)
+    order: WorkOrder | None = None
+    if citizen_id is not None:
+        # The owner's own conversation is never limited: no guess is involved.
+        order = await by_tracking_no(session, tracking_no)
+        if order is not None and order.citizen_id == citizen_id:
+            return LookupOutcome(order=order)
     if phone_last4 is None:
         return LookupOutcome(order=None, needs_phone=True)
+    checks = [(REQUESTER_LIMIT, key) for key in requester_keys]
+    checks.append((NUMBER_LIMIT, tracking_no))
+    attempt = await limits.attempt(bus, checks)
+    if not attempt.allowed:
+        return LookupOutcome(order=None, refused=True)
+    if citizen_id is None:  # else loaded above
+        order = await by_tracking_no(session, tracking_no)
     if order is not None and _digits_match(cipher, order, phone_last4):
+        await attempt.succeeded()
         return LookupOutcome(order=order)
-    refused = await _record_failure(bus, keys)
-    return LookupOutcome(order=None, refused=refused)
+    return LookupOutcome(order=None)
 
 
 def _digits_match(cipher: PersonalDataCipher, order: WorkOrder, last4: str) -> bool:
@@ -68,21 +88,3 @@ def _digits_match(cipher: PersonalDataCipher, order: WorkOrder, last4: str) -> b
     phone = cipher.decrypt(order.phone_enc)
     given = "".join(ch for ch in last4 if ch.isdigit())[-4:]
     return hmac.compare_digest(phone[-4:].encode(), given.encode())
-
-
-async def _blocked(bus: Bus, keys: Sequence[str]) -> bool:
-    for key in keys:
-        if await bus.get(f"lookup:block:{key}") is not None:
-            return True
-    return False
-
-
-async def _record_failure(bus: Bus, keys: Sequence[str]) -> bool:
-    """Count a failure on every key; True if one of them is now blocked."""
-    blocked = False
-    for key in keys:
-        count = await bus.incr(f"lookup:fail:{key}", WINDOW_SECONDS)
-        if count >= MAX_FAILURES:
-            await bus.set(f"lookup:block:{key}", "1", WINDOW_SECONDS)
-            blocked = True
-    return blocked

@@ -37,10 +37,11 @@ from urllib.parse import urlsplit
 from aiohttp import WSCloseCode, WSMsgType, web
 from sqlalchemy import select
 
+from bot.client_address import limit_subject
 from bot.keys import BUS, CHANNELS, DB, ROUTER, SETTINGS
-from bot.messages import InboundMessage, Reply
+from bot.messages import CLIENT_SUBJECT, InboundMessage, Reply
 from bot.text import MAX_TEXT_CHARS, clean_text
-from store import conversations
+from store import conversations, limits
 from store.models import ChannelIdentity, Conversation, Message
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ MAX_CLIENT_ID = 64
 HEARTBEAT_SECONDS = 25.0
 MINTED_TTL = 7 * 24 * 3600  # a token that never sent a message is forgotten after a week
 RATE_LIMIT = 30  # messages per session per minute
-WELCOME_LIMIT = 20  # new sessions per client address per minute that get the assistant's welcome
+# New sessions per client address per minute that get the assistant's welcome.
+WELCOME_LIMIT = limits.Limit("web:welcome", max_attempts=20, window_seconds=60)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 DEMO_CSP = (
@@ -295,7 +297,7 @@ class Connection:
 
     def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
         self.app = request.app
-        self.remote = request.remote or "unknown"
+        self.client_subject = limit_subject(request)
         self.client = Client(ws)
         self.session: Session | None = None
 
@@ -368,8 +370,8 @@ class Connection:
         conversations and call Rasa without end; beyond the limit the widget shows its own
         static welcome.
         """
-        count = await self.app[BUS].incr(f"web:welcome:{self.remote}", ttl=60)
-        if count > WELCOME_LIMIT:
+        welcome = await limits.attempt(self.app[BUS], [(WELCOME_LIMIT, self.client_subject)])
+        if not welcome.allowed:
             return False
         try:
             return bool(await self.app[ROUTER].welcome(CHANNEL, session_hash))
@@ -414,7 +416,11 @@ class Connection:
         try:
             await self.app[ROUTER].handle(
                 InboundMessage(
-                    channel=CHANNEL, external_id=session_hash, text=text, message_id=client_id
+                    channel=CHANNEL,
+                    external_id=session_hash,
+                    text=text,
+                    message_id=client_id,
+                    metadata={CLIENT_SUBJECT: self.client_subject},
                 )
             )
         except Exception:

@@ -1,5 +1,8 @@
 """Console sign-in: server-side sessions in the bus, role checks, CSRF and login throttling.
 
+Login attempts are counted before the password is checked: 5 per (username, client address)
+and 30 per client address in 15 minutes (client address: bot/client_address.py).
+
 The cookie holds only a random session id. The bus stores the session under an HMAC of that id
 (keyed with SESSION_SECRET), so logout deletes it for real and a leaked bus dump yields no
 usable cookie. Every write needs the session's CSRF token in the `X-CSRF-Token` header.
@@ -18,8 +21,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from bot.client_address import limit_subject
 from bot.keys import BUS, DB, SETTINGS
-from store import agents
+from store import agents, limits
 from store.models import Agent, AuditLog
 
 log = logging.getLogger(__name__)
@@ -27,9 +31,12 @@ log = logging.getLogger(__name__)
 COOKIE = "h12345_console"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_TTL = 8 * 3600
-LOGIN_WINDOW = 15 * 60
-MAX_FAILS_PER_USER = 5
-MAX_FAILS_PER_IP = 30
+# Login throttling (store/limits.py: counted before the password is checked). Per username and
+# client address, so guesses from one address never lock the user out elsewhere; per address,
+# so one address cannot try many usernames. No limit per username alone: that would be a switch
+# anyone could pull to lock an admin out.
+LOGIN_PER_USER_AND_ADDRESS = limits.Limit("console:login:user", max_attempts=5, window_seconds=900)
+LOGIN_PER_ADDRESS = limits.Limit("console:login:address", max_attempts=30, window_seconds=900)
 SESSION = web.AppKey("console_session_key", bytes)
 LOGOUT_EVENT = "_logout"
 REQUEST_SESSION = web.RequestKey("console_session", object)
@@ -200,20 +207,20 @@ async def login(request: web.Request) -> web.Response:
         return error(400, "请输入用户名和密码")
     username = username.strip()[:64]
     bus = request.app[BUS]
-    user_key = f"console:login:fail:user:{username.lower()}"
-    ip_key = f"console:login:fail:ip:{request.remote or '-'}"
-    fails_user, fails_ip = await bus.get(user_key), await bus.get(ip_key)
-    if int(fails_user or 0) >= MAX_FAILS_PER_USER or int(fails_ip or 0) >= MAX_FAILS_PER_IP:
+    address = limit_subject(request)
+    pair = (LOGIN_PER_USER_AND_ADDRESS, f"{username.lower()}|{address}")
+    attempt = await limits.attempt(bus, [pair, (LOGIN_PER_ADDRESS, address)])
+    if not attempt.allowed:
         await audit(request, None, "login_locked", f"username:{username}")
         return error(429, "登录失败次数过多，请15分钟后再试")
     async with request.app[DB].session() as s:
         agent = await agents.verify(s, username, password[:1024])
     if agent is None:
-        await bus.incr(user_key, LOGIN_WINDOW)
-        await bus.incr(ip_key, LOGIN_WINDOW)
         await audit(request, None, "login_failed", f"username:{username}")
         return error(401, "用户名或密码错误")
-    await bus.delete(user_key)
+    await attempt.succeeded()
+    # Only this user, knowing the password, can clear their own count at this address.
+    await limits.reset(bus, *pair)
     response = web.json_response({})
     csrf = await start_session(request, response, agent)
     await audit(request, agent.id, "login", f"agent:{agent.username}")

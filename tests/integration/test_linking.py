@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 from bot import linking
 from bot.channels.base import ChannelRegistry
 from bot.keys import BUS, CHANNELS, DB, ROUTER
-from bot.messages import InboundMessage, Reply
+from bot.messages import CLIENT_SUBJECT, InboundMessage, Reply
 from bot.rasa_client import RasaClient
 from bot.router import Router
 from store.bus import MemoryBus, RedisBus
@@ -141,6 +142,51 @@ async def test_five_wrong_codes_lock_out_even_the_right_one(app, db) -> None:
     assert await redeem(app, "telegram", "5006", code) == linking.LOCKED
     # Another identity is not affected and the code still works for it.
     assert "绑定成功" in await redeem(app, "telegram", "5007", code)
+
+
+async def test_parallel_wrong_codes_from_one_identity_stop_at_the_limit(app, db) -> None:
+    code = await issue(app, "web", "sess-p")
+    await linking.intercept(app, say("telegram", "5100", "绑定"))  # the guesser's identity exists
+    wrong = [f"{(int(code) + k) % 1_000_000:06d}" for k in range(1, 51)]
+    answers = await asyncio.gather(*(redeem(app, "telegram", "5100", w) for w in wrong))
+    assert answers.count(linking.REFUSED) == linking.REDEEM_PER_IDENTITY.max_attempts
+    assert answers.count(linking.LOCKED) == len(wrong) - linking.REDEEM_PER_IDENTITY.max_attempts
+    assert await redeem(app, "telegram", "5100", code) == linking.LOCKED
+
+
+async def test_throwaway_sessions_cannot_switch_linking_off_for_others(app, db) -> None:
+    """60 identities × 5 wrong codes (300, the old global cap): others still link."""
+    code = await issue(app, "wechat", "openid-victimless")
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+
+    async def throwaway(i: int) -> None:
+        for _ in range(linking.REDEEM_PER_IDENTITY.max_attempts):
+            await redeem(app, "telegram", f"throwaway-{i}", wrong)
+
+    await asyncio.gather(*(throwaway(i) for i in range(60)))
+    assert "绑定成功" in await redeem(app, "telegram", "5200", code)
+
+
+async def test_wrong_codes_are_limited_per_client_address_on_the_web(app, db) -> None:
+    code = await issue(app, "wechat", "openid-addr")
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    attacker = {CLIENT_SUBJECT: "ip:203.0.113.50"}
+
+    async def web_redeem(who: str, text: str, metadata: dict[str, str]) -> str:
+        msg = InboundMessage(channel="web", external_id=who, text=text, metadata=metadata)
+        replies = await linking.intercept(app, msg)
+        assert replies is not None
+        return replies[0].text
+
+    limit = linking.REDEEM_PER_ADDRESS.max_attempts
+    answers = await asyncio.gather(
+        *(web_redeem(f"fresh-session-{i}", f"绑定 {wrong}", attacker) for i in range(limit + 10))
+    )
+    assert answers.count(linking.REFUSED) == limit
+    # A fresh session from that address is locked out; a citizen elsewhere is not.
+    assert await web_redeem("fresh-session-x", f"绑定 {code}", attacker) == linking.LOCKED
+    elsewhere = {CLIENT_SUBJECT: "ip:198.51.100.9"}
+    assert "绑定成功" in await web_redeem("citizen-web", f"绑定 {code}", elsewhere)
 
 
 async def test_redeeming_in_the_same_identity_explains(app, db) -> None:

@@ -154,14 +154,20 @@ async def test_without_rasa_the_session_still_opens_and_no_handoff_is_made(
 
 
 async def test_welcomes_are_limited_per_client_address(gateway, fake_rasa) -> None:
+    limit = WELCOME_LIMIT.max_attempts
     histories = []
-    for _ in range(WELCOME_LIMIT + 1):
+    for _ in range(limit + 1):
         ws, session = await open_chat(gateway)
         histories.append(session["history"])
         await ws.close()
-    assert all(turns(h) == [WELCOME] for h in histories[:WELCOME_LIMIT])
+    assert all(turns(h) == [WELCOME] for h in histories[:limit])
     assert histories[-1] == []
-    assert len(fake_rasa.received) == WELCOME_LIMIT
+    # Forwarded headers from a peer that is not a trusted proxy change nothing.
+    for spoofed in ({"X-Forwarded-For": "198.51.100.23"}, {"X-Real-IP": "198.51.100.24"}):
+        ws, session = await open_chat(gateway, headers=spoofed)
+        assert session["history"] == []
+        await ws.close()
+    assert len(fake_rasa.received) == limit
 
 
 async def test_unknown_or_forged_token_gets_a_fresh_session(gateway) -> None:

@@ -5,6 +5,7 @@ Runs on SQLite and the real PostgreSQL; the rate limit runs on the in-memory bus
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from store import lifecycle, work_orders
+from store import lookup as lookup_rules
 from store.bus import MemoryBus, RedisBus
 from store.categories import seed_taxonomy
 from store.conversations import ensure_conversation
@@ -230,27 +232,101 @@ async def test_unknown_and_wrong_digits_look_the_same_then_get_refused(db, ciphe
         assert other.order is not None
 
 
-async def test_guessing_one_number_from_many_addresses_locks_the_number(db, cipher, bus) -> None:
-    order = await _file(db, cipher)
+async def _guess(db, bus, cipher, number: str, digits: str, key: str, citizen_id=None):
+    """One lookup in its own transaction (as one web request or one chat turn would)."""
     async with db.session() as s:
-        for i in range(5):
-            await lookup(
-                s,
-                bus,
-                cipher,
-                raw_tracking_no=order.tracking_no,
-                phone_last4=f"{i:04d}",
-                requester_keys=[f"ip:20{i}"],
-            )
-        honest = await lookup(
+        return await lookup(
             s,
             bus,
             cipher,
-            raw_tracking_no=order.tracking_no,
-            phone_last4="5678",
-            requester_keys=["ip:99"],
+            raw_tracking_no=number,
+            phone_last4=digits,
+            requester_keys=[key],
+            citizen_id=citizen_id,
         )
-    assert honest.order is None and honest.refused
+
+
+async def _citizen_of_filer(db) -> int:
+    from store.conversations import identity_of
+
+    async with db.session() as s:
+        conv = await ensure_conversation(s, "wechat", "wx-1")
+        return (await identity_of(s, conv)).citizen_id
+
+
+async def test_parallel_guesses_from_one_requester_stop_at_the_limit(db, cipher, bus) -> None:
+    """300 guesses at once, the right digits last: only 5 are compared, nothing is revealed.
+
+    300 is more than the Redis bus's connection pool, so on Redis too the last guess is counted
+    after most others (the first hundred connect in any order).
+    """
+    order = await _file(db, cipher)
+    guesses = [*[f"{i:04d}" for i in range(300) if f"{i:04d}" != "5678"][:299], "5678"]
+    outcomes = await asyncio.gather(
+        *(_guess(db, bus, cipher, order.tracking_no, d, "ip:203.0.113.7") for d in guesses)
+    )
+    assert all(o.order is None for o in outcomes)
+    compared = [o for o in outcomes if not o.refused]
+    assert len(compared) == lookup_rules.REQUESTER_LIMIT.max_attempts
+    # The requester has used up its window: the right digits are refused now too.
+    after = await _guess(db, bus, cipher, order.tracking_no, "5678", "ip:203.0.113.7")
+    assert after.refused and after.order is None
+
+
+async def test_parallel_guesses_from_many_requesters_stop_at_the_number_limit(
+    db, cipher, bus
+) -> None:
+    """300 throw-away requesters, one guess each, the right digits last: the number closes."""
+    order = await _file(db, cipher)
+    guesses = [*[f"{i:04d}" for i in range(300) if f"{i:04d}" != "5678"][:299], "5678"]
+    outcomes = await asyncio.gather(
+        *(
+            _guess(db, bus, cipher, order.tracking_no, d, f"sender:throwaway-{i}")
+            for i, d in enumerate(guesses)
+        )
+    )
+    assert all(o.order is None for o in outcomes)
+    compared = [o for o in outcomes if not o.refused]
+    assert len(compared) == lookup_rules.NUMBER_LIMIT.max_attempts
+    # The digits path of that number is closed now, but its owner still gets in.
+    stranger = await _guess(db, bus, cipher, order.tracking_no, "5678", "ip:198.51.100.1")
+    assert stranger.refused and stranger.order is None
+    owner = await _guess(
+        db, bus, cipher, order.tracking_no, None, "sender:own", await _citizen_of_filer(db)
+    )
+    assert owner.order is not None and owner.order.id == order.id
+
+
+async def test_a_guesser_blocks_itself_not_the_owner(db, cipher, bus) -> None:
+    order = await _file(db, cipher)
+    for i in range(2 * lookup_rules.REQUESTER_LIMIT.max_attempts):
+        await _guess(db, bus, cipher, order.tracking_no, f"{i:04d}", "ip:192.0.2.66")
+    blocked = await _guess(db, bus, cipher, order.tracking_no, "5678", "ip:192.0.2.66")
+    assert blocked.refused and blocked.order is None
+    # The owner: through the conversation that filed it (with or without digits) …
+    citizen_id = await _citizen_of_filer(db)
+    for digits in (None, "5678", "0000"):
+        own = await _guess(db, bus, cipher, order.tracking_no, digits, "sender:own", citizen_id)
+        assert own.order is not None and own.order.id == order.id
+    # … or with the right digits from any requester that is not the guesser.
+    page = await _guess(db, bus, cipher, order.tracking_no, "5678", "ip:192.0.2.10")
+    assert page.order is not None and not page.refused
+
+
+async def test_right_digits_cost_nothing_but_do_not_wipe_failures(db, cipher, bus) -> None:
+    order = await _file(db, cipher)
+    limit = lookup_rules.REQUESTER_LIMIT.max_attempts
+    for _ in range(limit + 3):  # an owner checking the page again and again
+        ok = await _guess(db, bus, cipher, order.tracking_no, "5678", "ip:192.0.2.20")
+        assert ok.order is not None
+    other = await _file(db, cipher, phone="13900001111", sender="wx-2")
+    for i in range(limit - 1):
+        await _guess(db, bus, cipher, other.tracking_no, f"{i:04d}", "ip:192.0.2.21")
+    # A right answer on a number the requester knows does not reset its wrong guesses.
+    assert (await _guess(db, bus, cipher, order.tracking_no, "5678", "ip:192.0.2.21")).order
+    await _guess(db, bus, cipher, other.tracking_no, "0999", "ip:192.0.2.21")
+    last = await _guess(db, bus, cipher, other.tracking_no, "1111", "ip:192.0.2.21")
+    assert last.refused and last.order is None
 
 
 async def test_typo_in_tracking_number_is_caught_before_the_database(db, cipher, bus) -> None:
