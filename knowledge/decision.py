@@ -43,6 +43,10 @@ FEATURE_NAMES = (
     "negative_excess",
     "names_place",
     "log_length",
+    "centroid_top",
+    "centroid_margin",
+    "best_text_agrees",
+    "topic_mismatch",
 )
 
 
@@ -62,6 +66,9 @@ class Features:
         d1 = float(dense[i1])
         d_other = float(np.max(np.delete(dense, i1))) if len(dense) > 1 else 0.0
         lex = scores.lexical
+        centroid = scores.dense_centroid
+        c1 = float(centroid[i1])
+        c_other = float(np.max(np.delete(centroid, i1))) if len(centroid) > 1 else 0.0
         values = (
             s1,
             s1 - s2,
@@ -73,6 +80,10 @@ class Features:
             max(0.0, float(scores.negative[i1]) - d1 + 0.05),
             1.0 if _PLACES.search(norm_text) else 0.0,
             math.log1p(len(norm_text)),
+            c1,
+            c1 - c_other,
+            1.0 if int(np.argmax(dense)) == i1 else 0.0,
+            float(scores.topic_mismatch[i1]) if scores.topic_mismatch is not None else 0.0,
         )
         return cls(values)
 
