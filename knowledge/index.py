@@ -31,6 +31,10 @@ class Scores:
     dense_second: np.ndarray  # second-best e5 cosine over the entry's texts (= best if one)
     ridge: np.ndarray | None = None  # linear (ridge) classifier score over e5 vectors
     topic_mismatch: np.ndarray | None = None  # 1 where the query names topics, not this one
+    neighbours: np.ndarray | None = None  # entries of the 10 nearest texts, nearest first
+
+
+NEIGHBOURS = 10  # nearest texts whose entries vote in the decision features
 
 
 def _dot(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
@@ -162,4 +166,17 @@ class Index:
         mismatch = np.zeros(len(self.entries), dtype=np.float32)
         if named:
             mismatch = (~np.isin(self.topic_keys, list(named))).astype(np.float32)
-        return Scores(dense, centroid, lexical, negative, coverage, second, ridge, mismatch)
+        k = min(NEIGHBOURS, len(sims))
+        nearest = np.argpartition(-sims, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
+        nearest = nearest[np.argsort(-sims[nearest], kind="stable")]
+        return Scores(
+            dense,
+            centroid,
+            lexical,
+            negative,
+            coverage,
+            second,
+            ridge,
+            mismatch,
+            self.owner[nearest],
+        )
