@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import Conversation, Handoff, HandoffEvent, utcnow
+from store.models import ChannelIdentity, Conversation, Handoff, HandoffEvent, utcnow
 from store.outbox import HANDOFF_CHANGED, emit
 
 OPEN_STATES = ("pending", "assigned")
@@ -44,6 +44,29 @@ async def open_for(session: AsyncSession, conversation_id: int) -> Handoff | Non
         Handoff.conversation_id == conversation_id, Handoff.state.in_(OPEN_STATES)
     )
     return (await session.execute(stmt)).scalars().first()
+
+
+async def assigned_to(
+    session: AsyncSession,
+    agent_id: int,
+    *,
+    conversation_id: int | None = None,
+    citizen_id: int | None = None,
+) -> bool:
+    """True if the open hand-off of this conversation (or of any conversation of this citizen,
+    on every linked channel) is assigned to `agent_id`. Exactly one of the two is given."""
+    if (conversation_id is None) == (citizen_id is None):
+        raise ValueError("give exactly one of conversation_id and citizen_id")
+    stmt = select(Handoff.id).where(Handoff.state == "assigned", Handoff.agent_id == agent_id)
+    if conversation_id is not None:
+        stmt = stmt.where(Handoff.conversation_id == conversation_id)
+    else:
+        stmt = (
+            stmt.join(Conversation, Handoff.conversation_id == Conversation.id)
+            .join(ChannelIdentity, Conversation.channel_identity_id == ChannelIdentity.id)
+            .where(ChannelIdentity.citizen_id == citizen_id)
+        )
+    return (await session.execute(stmt.limit(1))).first() is not None
 
 
 async def request(

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.console import auth, notice, orders
+from bot.console import access, auth, notice, orders
 from bot.console.auth import error, requires, session_of
 from bot.console.live import PRIVATE_TOPIC, publish_handoff, tell_citizen
 from bot.console.views import (
@@ -57,11 +57,6 @@ def _text(body: dict[str, Any] | None) -> str | None:
     return text.strip()
 
 
-def _may_act(session: auth.ConsoleSession, handoff: Handoff) -> bool:
-    """The assigned agent acts on a hand-off; supervisors and admins may step in."""
-    return handoff.agent_id == session.agent_id or agents.role_at_least(session.role, "supervisor")
-
-
 async def _handoff_or_404(s, public_id: str, *, for_update: bool = False) -> Handoff:
     """The hand-off, or a JSON 404 raised for the console (the transaction rolls back)."""
     handoff = await assignment.load(s, public_id, for_update=for_update)
@@ -100,6 +95,8 @@ async def get_handoff(request: web.Request) -> web.Response:
     session = session_of(request)
     async with request.app[DB].session() as s:
         handoff = await _handoff_or_404(s, request.match_info["id"])
+        if not await access.may_view(s, session, handoff):
+            return error(403, "该会话由其他坐席处理")
         sender = (await s.get_one(Conversation, handoff.conversation_id)).public_id
     # Rasa's tracker is read outside any transaction: no DB connection waits on HTTP.
     turns = await request.app[RASA].user_turns(sender)
@@ -226,7 +223,9 @@ async def _finish(request: web.Request, to_state: str, reply: Reply) -> web.Resp
     session = session_of(request)
 
     async def change(s, handoff: Handoff):
-        if handoff.state == "assigned" and not _may_act(session, handoff):
+        if handoff.state in handoffs.OPEN_STATES and not await access.owns(
+            s, session, handoff=handoff
+        ):
             return error(403, "该会话由其他坐席处理")
         await handoffs.transition(s, handoff, to_state, f"agent:{session.username}")
 
@@ -261,7 +260,7 @@ async def reply(request: web.Request) -> web.Response:
         handoff = await _handoff_or_404(s, request.match_info["id"])
         if handoff.state != "assigned":
             return error(409, "请先接入该会话")
-        if not _may_act(session, handoff):
+        if not await access.owns(s, session, handoff=handoff):
             return error(403, "该会话由其他坐席处理")
         conversation_id = handoff.conversation_id
     outcome = await request.app[ROUTER].push(
@@ -280,6 +279,8 @@ async def note(request: web.Request) -> web.Response:
         return error(400, f"备注内容不能为空，且不超过{MAX_TEXT}字")
     async with request.app[DB].session() as s:
         handoff = await _handoff_or_404(s, request.match_info["id"])
+        if not await access.owns(s, session, handoff=handoff):
+            return error(403, "该会话由其他坐席处理")
         conv = await s.get_one(Conversation, handoff.conversation_id)
         msg = await conversations.store_outbound(
             s, conv.id, "agent", text, agent_id=session.agent_id, internal=True
@@ -311,7 +312,11 @@ async def reveal(request: web.Request) -> web.Response:
             ).first()
             is not None
         )
-        if msg is None or not has_handoff:
+        if (
+            msg is None
+            or not has_handoff
+            or not await access.owns(s, session, conversation_id=msg.conversation_id)
+        ):
             return error(404, "消息不存在")
         text = msg.text
     await auth.audit(request, session.agent_id, "reveal", f"message:{message_id}")
@@ -328,6 +333,8 @@ async def reveal_context(request: web.Request) -> web.Response:
         return error(400, "请指定要查看的字段")
     async with request.app[DB].session() as s:
         handoff = await _handoff_or_404(s, request.match_info["id"])
+        if not await access.owns(s, session, handoff=handoff):
+            return error(403, "该会话由其他坐席处理")
         try:
             value = context_entry(unseal(handoff.context, request.app[CIPHER]), path)
         except NoSuchEntry:
@@ -393,6 +400,8 @@ async def create_order(request: web.Request) -> web.Response:
     try:
         async with request.app[DB].session() as s:
             handoff = await _handoff_or_404(s, hid)
+            if not await access.owns(s, session, handoff=handoff):
+                return error(403, "该会话由其他坐席处理")
             conv = await s.get_one(Conversation, handoff.conversation_id)
             order = await work_orders.create_work_order(
                 s,
@@ -431,6 +440,8 @@ async def note_order(request: web.Request) -> web.Response:
         return error(400, f"补充内容不能为空，且不超过{MAX_TEXT}字")
     async with request.app[DB].session() as s:
         handoff = await _handoff_or_404(s, request.match_info["id"])
+        if not await access.owns(s, session, handoff=handoff):
+            return error(403, "该会话由其他坐席处理")
         order = await work_orders.by_tracking_no(s, request.match_info["tracking_no"])
         if order is None:
             return error(404, "工单不存在")
@@ -548,6 +559,59 @@ async def create_agent(request: web.Request) -> web.Response:
     return web.json_response({"agent": data}, status=201)
 
 
+def _agent_id(request: web.Request) -> int | None:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        return None
+
+
+@requires("admin", write=True)
+async def set_agent_active(request: web.Request) -> web.Response:
+    """`POST /console/api/agents/{id}/active {"active": false|true}`: admins deactivate or
+    reactivate a user. A deactivated user cannot sign in and every session of theirs ends at
+    once (open sockets close). Audited (`agent_deactivate` / `agent_activate`)."""
+    session = session_of(request)
+    active = (await _body(request) or {}).get("active")
+    agent_id = _agent_id(request)
+    if not isinstance(active, bool):
+        return error(400, "请指定启用或停用")
+    if agent_id == session.agent_id and not active:
+        return error(400, "不能停用自己的账号")
+    async with request.app[DB].session() as s:
+        agent = await agents.set_active(s, agent_id, active) if agent_id else None
+        if agent is None:
+            return error(404, "坐席不存在")
+        data = {**auth.agent_json(agent), "active": agent.active}
+    if not active:
+        await auth.revoke_sessions(request.app, data["id"])
+    action = "agent_activate" if active else "agent_deactivate"
+    await auth.audit(request, session.agent_id, action, f"agent:{data['username']}")
+    return web.json_response({"agent": data})
+
+
+@requires("admin", write=True)
+async def reset_password(request: web.Request) -> web.Response:
+    """`POST /console/api/agents/{id}/password {"password"}`: admins set a new password
+    (argon2id); every session of that user ends. Audited (`password_reset`)."""
+    session = session_of(request)
+    password = (await _body(request) or {}).get("password")
+    agent_id = _agent_id(request)
+    if not isinstance(password, str):
+        return error(400, "请填写新密码")
+    try:
+        async with request.app[DB].session() as s:
+            agent = await agents.set_password(s, agent_id, password) if agent_id else None
+            if agent is None:
+                return error(404, "坐席不存在")
+            data = auth.agent_json(agent)
+    except agents.AgentError:
+        return error(400, f"密码长度应为{agents.MIN_PASSWORD}到{agents.MAX_PASSWORD}个字符")
+    await auth.revoke_sessions(request.app, data["id"])
+    await auth.audit(request, session.agent_id, "password_reset", f"agent:{data['username']}")
+    return web.json_response({"agent": data})
+
+
 @requires("supervisor")
 async def metrics_summary(request: web.Request) -> web.Response:
     """`GET /console/api/metrics?hours=24` → hand-off outcomes and mean durations."""
@@ -584,5 +648,7 @@ def routes() -> list[web.RouteDef]:
         web.post(f"{p}/conversations/{{id}}/claim", claim_conversation),
         web.get(f"{p}/agents", list_agents),
         web.post(f"{p}/agents", create_agent),
+        web.post(f"{p}/agents/{{id}}/active", set_agent_active),
+        web.post(f"{p}/agents/{{id}}/password", reset_password),
         web.get(f"{p}/metrics", metrics_summary),
     ]

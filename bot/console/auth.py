@@ -12,8 +12,9 @@ import hmac
 import json
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -47,6 +48,7 @@ class ConsoleSession:
     display_name: str
     role: str
     csrf: str
+    started_at: float = 0.0  # epoch seconds; sessions started before a revocation are dead
 
 
 def error(status: int, message: str) -> web.Response:
@@ -86,7 +88,9 @@ async def start_session(request: web.Request, response: web.Response, agent: Age
     sid = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     key = _bus_key(request.app, sid)
-    data = ConsoleSession(key, agent.id, agent.username, agent.display_name, agent.role, csrf)
+    data = ConsoleSession(
+        key, agent.id, agent.username, agent.display_name, agent.role, csrf, time.time()
+    )
     await request.app[BUS].set(key, json.dumps(asdict(data)), ttl=SESSION_TTL)
     response.set_cookie(
         COOKIE,
@@ -110,14 +114,37 @@ async def current(request: web.Request) -> ConsoleSession | None:
     if raw is None:
         return None
     data = json.loads(raw)
-    async with request.app[DB].session() as s:
-        agent = await s.get(Agent, int(data["agent_id"]))
+    data["key"] = key
+    return await _fresh(request.app, ConsoleSession(**data))
+
+
+async def _fresh(app: web.Application, session: ConsoleSession) -> ConsoleSession | None:
+    """`session` with the agent's current role and name, or None when it was revoked (password
+    reset, deactivation) or the agent is no longer active."""
+    revoked_at = await app[BUS].get(_revoked_key(session.agent_id))
+    if revoked_at is not None and session.started_at <= float(revoked_at):
+        return None
+    async with app[DB].session() as s:
+        agent = await s.get(Agent, session.agent_id)
         if agent is None or not agent.active:
             return None
         # Roles and names are read fresh, so a demotion takes effect at once.
-        data.update(role=agent.role, display_name=agent.display_name, username=agent.username)
-    data["key"] = key
-    return ConsoleSession(**data)
+        return replace(
+            session, role=agent.role, display_name=agent.display_name, username=agent.username
+        )
+
+
+def _revoked_key(agent_id: int) -> str:
+    return f"console:revoked:{agent_id}"
+
+
+async def revoke_sessions(app: web.Application, agent_id: int) -> None:
+    """End every session of one agent (all devices, all processes) and close their sockets.
+
+    The bus keeps the moment of revocation for as long as a session can live; sessions started
+    before it are refused, so there is no list of sessions to keep in step."""
+    await app[BUS].set(_revoked_key(agent_id), repr(time.time()), ttl=SESSION_TTL)
+    await app[BUS].publish("console.private", {"type": LOGOUT_EVENT, "agent_id": agent_id})
 
 
 async def end_session(request: web.Request, session: ConsoleSession) -> None:
@@ -128,8 +155,11 @@ async def end_session(request: web.Request, session: ConsoleSession) -> None:
 
 
 async def still_valid(app: web.Application, session: ConsoleSession) -> bool:
-    """True while the session exists (used by long-lived sockets)."""
-    return await app[BUS].get(session.key) is not None
+    """True while the session exists, was not revoked and its agent is active (used by
+    long-lived sockets, which re-check on a timer)."""
+    if await app[BUS].get(session.key) is None:
+        return False
+    return await _fresh(app, session) is not None
 
 
 def allowed_origins(request: web.Request) -> set[str]:

@@ -20,15 +20,15 @@ import json
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.console.access import owns
 from bot.console.auth import ConsoleSession, audit, error, requires, session_of
 from bot.console.views import STEP_LABELS, order_json
 from bot.keys import BUS, CIPHER, DB
 from store import agents, lifecycle, tracking, work_orders
 from store.bus import LockTimeout
-from store.models import AuditLog, ChannelIdentity, Conversation, Handoff, WorkOrder, utcnow
+from store.models import AuditLog, WorkOrder, utcnow
 
 AGENT_STEPS = frozenset({"in_progress"})
 SUPERVISOR_STEPS = frozenset({"dispatched", "returned", "in_progress", "resolved", "reopened"})
@@ -46,29 +46,12 @@ class Refused(Exception):
         self.message = message
 
 
-async def serving(s: AsyncSession, agent_id: int, citizen_id: int | None) -> bool:
-    """True if the agent has an assigned hand-off with this citizen (on any linked channel)."""
-    if citizen_id is None:
-        return False
-    stmt = (
-        select(Handoff.id)
-        .join(Conversation, Handoff.conversation_id == Conversation.id)
-        .join(ChannelIdentity, Conversation.channel_identity_id == ChannelIdentity.id)
-        .where(
-            Handoff.state == "assigned",
-            Handoff.agent_id == agent_id,
-            ChannelIdentity.citizen_id == citizen_id,
-        )
-        .limit(1)
-    )
-    return (await s.execute(stmt)).first() is not None
-
-
 async def access(s: AsyncSession, session: ConsoleSession, order: WorkOrder) -> str | None:
-    """The access level: `supervisor`, `agent` (serving this citizen) or None."""
+    """The access level: `supervisor`, `agent` (owns a conversation of this citizen, see
+    `bot.console.access.owns`) or None."""
     if agents.role_at_least(session.role, "supervisor"):
         return "supervisor"
-    if await serving(s, session.agent_id, order.citizen_id):
+    if order.citizen_id is not None and await owns(s, session, citizen_id=order.citizen_id):
         return "agent"
     return None
 

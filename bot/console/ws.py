@@ -2,12 +2,16 @@
 
 Server → client: `{"type":"message",...}`, `{"type":"handoff",...}`, `{"type":"pong"}`.
 Client → server: `{"type":"heartbeat"}` every ~20 s keeps the agent online (presence).
+
+The socket closes with code 4401 when its session ends: at once on logout, deactivation or a
+password reset (a bus event), and otherwise at the next re-check, every
+`CONSOLE_SESSION_CHECK_SECONDS` (session expired or deleted, agent deactivated), so a socket
+never outlives its session even if the browser stops sending heartbeats.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 
@@ -15,7 +19,7 @@ from aiohttp import WSMsgType, web
 
 from bot.console import auth
 from bot.console.live import HUB
-from bot.keys import DB
+from bot.keys import DB, SETTINGS
 from store import agents
 
 HEARTBEAT_MIN_INTERVAL = 5.0
@@ -33,7 +37,10 @@ async def console_ws(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     queue = hub.add()
     await _touch(request, session.agent_id)
-    sender = asyncio.create_task(_send_loop(ws, queue, session.key))
+    sender = asyncio.create_task(_send_loop(ws, queue, session))
+    checker = asyncio.create_task(
+        _recheck_loop(request.app, ws, session, request.app[SETTINGS].console_session_check_seconds)
+    )
     last_touch = time.monotonic()
     try:
         await ws.send_json({"type": "hello", "agent": auth.agent_json(session)})
@@ -47,7 +54,7 @@ async def console_ws(request: web.Request) -> web.StreamResponse:
             if not isinstance(data, dict) or data.get("type") != "heartbeat":
                 continue
             if not await auth.still_valid(request.app, session):
-                await ws.close(code=4401, message=b"logged out")
+                await _close_logged_out(ws)
                 break
             if time.monotonic() - last_touch >= HEARTBEAT_MIN_INTERVAL:
                 await _touch(request, session.agent_id)
@@ -55,10 +62,14 @@ async def console_ws(request: web.Request) -> web.StreamResponse:
             await ws.send_json({"type": "pong"})
     finally:
         hub.remove(queue)
-        if not sender.done() and not getattr(ws, "_console_logout", False):
-            sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(sender, 2)  # let a logout close finish its handshake
+        closer = getattr(ws, "_console_closer", None)
+        for task in (sender, checker):
+            if task is not closer:
+                task.cancel()
+        # Let a logout close finish its handshake, whichever task started it.
+        await asyncio.wait({sender, checker}, timeout=2)
+        for task in (sender, checker):
+            task.cancel()
     return ws
 
 
@@ -67,13 +78,30 @@ async def _touch(request: web.Request, agent_id: int) -> None:
         await agents.touch(s, agent_id)
 
 
-async def _send_loop(ws: web.WebSocketResponse, queue: asyncio.Queue, key: str) -> None:
+async def _close_logged_out(ws: web.WebSocketResponse) -> None:
+    ws._console_closer = asyncio.current_task()  # type: ignore[attr-defined]
+    await ws.close(code=4401, message=b"logged out")
+
+
+async def _recheck_loop(
+    app: web.Application, ws: web.WebSocketResponse, session: auth.ConsoleSession, every: float
+) -> None:
+    """Close the socket once its session is no longer valid (checked every `every` seconds)."""
+    while not ws.closed:
+        await asyncio.sleep(every)
+        if not await auth.still_valid(app, session):
+            await _close_logged_out(ws)
+            return
+
+
+async def _send_loop(
+    ws: web.WebSocketResponse, queue: asyncio.Queue, session: auth.ConsoleSession
+) -> None:
     while not ws.closed:
         event = await queue.get()
         if event.get("type") == auth.LOGOUT_EVENT:
-            if event.get("key") == key:
-                ws._console_logout = True  # type: ignore[attr-defined]
-                await ws.close(code=4401, message=b"logged out")
+            if event.get("key") == session.key or event.get("agent_id") == session.agent_id:
+                await _close_logged_out(ws)
                 return
             continue
         try:
