@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.errors import AgentError
 from store.models import Agent, Handoff, utcnow
 
 ROLES = ("agent", "supervisor", "admin")
@@ -22,10 +23,6 @@ MAX_PASSWORD = 1024  # login reads at most this many characters
 _hasher = PasswordHasher()
 # Verified when the username is unknown, so a wrong name costs as much time as a wrong password.
 _DUMMY_HASH = _hasher.hash("not-a-real-password-0000")
-
-
-class AgentError(ValueError):
-    """Bad input when creating an agent (duplicate name, weak password, unknown role)."""
 
 
 def role_at_least(role: str, needed: str) -> bool:

@@ -16,9 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-
-class LockTimeout(RuntimeError):
-    """A lock could not be taken in time."""
+from store.errors import LockTimeout
 
 
 class Bus(Protocol):

@@ -17,14 +17,11 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.errors import TaxonomyError
 from store.models import Category, Department
 
 DEFAULT_PATH = Path(__file__).parent / "data" / "categories.yml"
 _INHERITED = ("department", "response_days", "result_days")
-
-
-class TaxonomyError(ValueError):
-    """The taxonomy file is malformed or inconsistent."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.errors import InvalidTransition
 from store.models import ChannelIdentity, Conversation, Handoff, HandoffEvent, utcnow
 from store.outbox import HANDOFF_CHANGED, emit
 
@@ -29,13 +30,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 REASONS = ("request_human", "fallback", "rasa_down", "claimed")
 
 
-class InvalidHandoffTransition(ValueError):
-    """The requested state change is not allowed from the current state."""
-
-    def __init__(self, from_state: str, to_state: str) -> None:
-        super().__init__(f"hand-off cannot go from {from_state} to {to_state}")
-        self.from_state = from_state
-        self.to_state = to_state
+InvalidHandoffTransition = InvalidTransition  # the old name; see store/errors.py
 
 
 async def open_for(session: AsyncSession, conversation_id: int) -> Handoff | None:
@@ -109,7 +104,7 @@ async def transition(
     """Move a hand-off; raises InvalidHandoffTransition and changes nothing if not allowed."""
     from_state = handoff.state
     if to_state not in TRANSITIONS.get(from_state, frozenset()):
-        raise InvalidHandoffTransition(from_state, to_state)
+        raise InvalidTransition(from_state, to_state, "hand-off")
     handoff.state = to_state
     if to_state == "assigned":
         handoff.agent_id = agent_id
