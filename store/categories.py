@@ -168,6 +168,16 @@ def _default_taxonomy() -> Taxonomy:
         return parse_taxonomy(yaml.safe_load(fh))
 
 
+async def all_categories(session: AsyncSession) -> list[Category]:
+    """Every category, by id (parents before their children as seeded)."""
+    return list((await session.scalars(select(Category).order_by(Category.id))).all())
+
+
+async def all_departments(session: AsyncSession) -> list[Department]:
+    """Every department (承办单位), by id."""
+    return list((await session.scalars(select(Department).order_by(Department.id))).all())
+
+
 async def seed_taxonomy(
     session: AsyncSession, taxonomy: Taxonomy | str | Path | None = None
 ) -> None:

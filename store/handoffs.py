@@ -41,6 +41,22 @@ async def open_for(session: AsyncSession, conversation_id: int) -> Handoff | Non
     return (await session.execute(stmt)).scalars().first()
 
 
+async def open_list(session: AsyncSession) -> Sequence[Handoff]:
+    """Every open (pending or assigned) hand-off, oldest first."""
+    stmt = (
+        select(Handoff)
+        .where(Handoff.state.in_(OPEN_STATES))
+        .order_by(Handoff.created_at, Handoff.id)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def any_for(session: AsyncSession, conversation_id: int) -> bool:
+    """True if the conversation ever reached the console (had a hand-off in any state)."""
+    stmt = select(Handoff.id).where(Handoff.conversation_id == conversation_id).limit(1)
+    return (await session.execute(stmt)).first() is not None
+
+
 async def assigned_to(
     session: AsyncSession,
     agent_id: int,

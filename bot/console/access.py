@@ -16,14 +16,18 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.console.auth import ConsoleSession
-from store import agents, handoffs
+from bot.console.auth import ConsoleUser
+from bot.console.errors import Refused
+from store import agents, assignment, handoffs
+from store.errors import NotFound
 from store.models import Handoff
+
+NOT_YOURS = "该会话由其他坐席处理"
 
 
 async def owns(
     session: AsyncSession,
-    user: ConsoleSession,
+    user: ConsoleUser,
     *,
     handoff: Handoff | None = None,
     conversation_id: int | None = None,
@@ -41,7 +45,25 @@ async def owns(
     )
 
 
-async def may_view(session: AsyncSession, user: ConsoleSession, handoff: Handoff) -> bool:
+async def load_handoff(
+    session: AsyncSession, public_id: str, *, for_update: bool = False
+) -> Handoff:
+    """The hand-off, or NotFound (the transaction rolls back)."""
+    handoff = await assignment.load(session, public_id, for_update=for_update)
+    if handoff is None:
+        raise NotFound("转人工记录不存在")
+    return handoff
+
+
+async def owned_handoff(session: AsyncSession, user: ConsoleUser, public_id: str) -> Handoff:
+    """The hand-off if `user` owns it, else NotFound / Refused(403)."""
+    handoff = await load_handoff(session, public_id)
+    if not await owns(session, user, handoff=handoff):
+        raise Refused(403, NOT_YOURS)
+    return handoff
+
+
+async def may_view(session: AsyncSession, user: ConsoleUser, handoff: Handoff) -> bool:
     """Opening a hand-off's (masked) page: its owner, supervisors, and every agent while it is
     pending in the shared queue."""
     return handoff.state == "pending" or await owns(session, user, handoff=handoff)
