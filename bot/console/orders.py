@@ -126,7 +126,7 @@ async def change_status(request: web.Request) -> web.Response:
     notifier."""
     username = user_of(request).username
 
-    async def change(s: AsyncSession, order: WorkOrder, level: str, body: dict[str, Any]):
+    async def change(session: AsyncSession, order: WorkOrder, level: str, body: dict[str, Any]):
         to = body.get("to")
         if not isinstance(to, str) or to not in lifecycle.STATUSES:
             raise Refused(400, "请选择要变更的状态")
@@ -145,14 +145,14 @@ async def change_status(request: web.Request) -> web.Response:
         if to == "dispatched":
             code = _text(body, "department_code")
             if code:
-                department = await work_orders.department_by_code(s, code)
+                department = await work_orders.department_by_code(session, code)
                 if department is None:
                     raise Refused(400, "承办单位不存在")
                 department_id = department.id
             elif order.department_id is None:
                 raise Refused(400, "请选择承办单位")
         await lifecycle.transition(
-            s, order, to, f"agent:{username}", note, department_id=department_id
+            session, order, to, f"agent:{username}", note, department_id=department_id
         )
         return "work_order_status", f":{current}->{to}"
 
@@ -165,9 +165,9 @@ async def add_note(request: web.Request) -> web.Response:
     timeline (the citizen sees it when looking the order up)."""
     username = user_of(request).username
 
-    async def change(s: AsyncSession, order: WorkOrder, level: str, body: dict[str, Any]):
+    async def change(session: AsyncSession, order: WorkOrder, level: str, body: dict[str, Any]):
         text = _text(body, "text", required="补充内容不能为空")
-        await work_orders.add_note(s, order, text or "", f"agent:{username}")
+        await work_orders.add_note(session, order, text or "", f"agent:{username}")
         return "work_order_note", ""
 
     return await _change(request, change)
@@ -179,11 +179,11 @@ async def set_delay(request: web.Request) -> web.Response:
     citizen is told and sees the reason in lookups."""
     username = user_of(request).username
 
-    async def change(s: AsyncSession, order: WorkOrder, level: str, body: dict[str, Any]):
+    async def change(session: AsyncSession, order: WorkOrder, level: str, body: dict[str, Any]):
         if level != "supervisor":
             raise Refused(403, "没有权限：延期说明由班长填写")
         reason = _text(body, "reason", required="请填写延期原因")
-        await work_orders.set_delay_reason(s, order, reason or "", f"agent:{username}")
+        await work_orders.set_delay_reason(session, order, reason or "", f"agent:{username}")
         return "work_order_delay", ""
 
     return await _change(request, change)

@@ -29,21 +29,21 @@ async def console_ws(request: web.Request) -> web.StreamResponse:
     """Upgrade to a WebSocket for a signed-in console user."""
     if not auth.origin_ok(request):
         return auth.error(403, "来源不被允许")
-    session = await auth.current(request)
-    if session is None:
+    user = await auth.current(request)
+    if user is None:
         return auth.error(401, "请先登录")
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
     await ws.prepare(request)
     hub = request.app[HUB]
     queue = hub.add()
-    await _touch(request, session.agent_id)
-    sender = asyncio.create_task(_send_loop(ws, queue, session))
+    await _touch(request, user.agent_id)
+    sender = asyncio.create_task(_send_loop(ws, queue, user))
     checker = asyncio.create_task(
-        _recheck_loop(request.app, ws, session, request.app[SETTINGS].console_session_check_seconds)
+        _recheck_loop(request.app, ws, user, request.app[SETTINGS].console_session_check_seconds)
     )
     last_touch = time.monotonic()
     try:
-        await ws.send_json({"type": "hello", "agent": auth.agent_json(session)})
+        await ws.send_json({"type": "hello", "agent": auth.agent_json(user)})
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 continue
@@ -53,11 +53,11 @@ async def console_ws(request: web.Request) -> web.StreamResponse:
                 continue
             if not isinstance(data, dict) or data.get("type") != "heartbeat":
                 continue
-            if not await auth.still_valid(request.app, session):
+            if not await auth.still_valid(request.app, user):
                 await _close_logged_out(ws)
                 break
             if time.monotonic() - last_touch >= HEARTBEAT_MIN_INTERVAL:
-                await _touch(request, session.agent_id)
+                await _touch(request, user.agent_id)
                 last_touch = time.monotonic()
             await ws.send_json({"type": "pong"})
     finally:
@@ -74,8 +74,8 @@ async def console_ws(request: web.Request) -> web.StreamResponse:
 
 
 async def _touch(request: web.Request, agent_id: int) -> None:
-    async with request.app[DB].session() as s:
-        await agents.touch(s, agent_id)
+    async with request.app[DB].session() as session:
+        await agents.touch(session, agent_id)
 
 
 async def _close_logged_out(ws: web.WebSocketResponse) -> None:
@@ -84,23 +84,23 @@ async def _close_logged_out(ws: web.WebSocketResponse) -> None:
 
 
 async def _recheck_loop(
-    app: web.Application, ws: web.WebSocketResponse, session: auth.ConsoleSession, every: float
+    app: web.Application, ws: web.WebSocketResponse, user: auth.ConsoleUser, every: float
 ) -> None:
     """Close the socket once its session is no longer valid (checked every `every` seconds)."""
     while not ws.closed:
         await asyncio.sleep(every)
-        if not await auth.still_valid(app, session):
+        if not await auth.still_valid(app, user):
             await _close_logged_out(ws)
             return
 
 
 async def _send_loop(
-    ws: web.WebSocketResponse, queue: asyncio.Queue, session: auth.ConsoleSession
+    ws: web.WebSocketResponse, queue: asyncio.Queue, user: auth.ConsoleUser
 ) -> None:
     while not ws.closed:
         event = await queue.get()
         if event.get("type") == auth.LOGOUT_EVENT:
-            if event.get("key") == session.key or event.get("agent_id") == session.agent_id:
+            if event.get("key") == user.key or event.get("agent_id") == user.agent_id:
                 await _close_logged_out(ws)
                 return
             continue

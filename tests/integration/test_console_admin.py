@@ -5,11 +5,14 @@ by a periodic re-check even when the browser sends no heartbeat."""
 from __future__ import annotations
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
+from bot.app import create_app
 from bot.console import auth
 from bot.keys import BUS, DB, SETTINGS
 from store.models import Agent, AuditLog
+from tests.conftest import REDIS_URL
 from tests.integration.test_console_helpers import PASSWORD, Console, make_agent, unique
 
 NEW_PASSWORD = "a brand new password 7"
@@ -155,3 +158,32 @@ async def test_admins_cannot_lock_themselves_out_and_others_cannot_administer(
     finally:
         await admin.close()
         await boss.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_reset_on_one_gateway_ends_sessions_on_another(settings, db) -> None:
+    """Two gateway processes sharing Redis: the admin acts on one, the agent's socket and
+    session on the other end at once (no timer: the re-check interval is long)."""
+    shared = settings.model_copy(
+        update={"redis_url": REDIS_URL, "console_session_check_seconds": 600}
+    )
+    one = TestClient(TestServer(create_app(shared), host="127.0.0.1"))
+    two = TestClient(TestServer(create_app(shared), host="127.0.0.1"))
+    await one.start_server()
+    await two.start_server()
+    consoles: list[Console] = []
+    try:
+        admin, _, _ = await _signed_in(one, settings, "admin")
+        agent, name, agent_id = await _signed_in(two, settings)
+        consoles += [admin, agent]
+        ws = await agent.ws()
+        path = f"/console/api/agents/{agent_id}/password"
+        assert (await admin.post(path, {"password": NEW_PASSWORD})).status == 200
+        assert await _closed_with(ws, within=2.0) == 4401
+        assert (await agent.get("/console/api/me")).status == 401
+        assert (await agent.login(name, NEW_PASSWORD)).status == 200  # on gateway two
+    finally:
+        for c in consoles:
+            await c.close()
+        await one.close()
+        await two.close()
