@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.console import auth, forms, notice, orders
 from bot.console.access import NOT_YOURS, load_handoff, may_view, owned_handoff, owns
 from bot.console.auth import ConsoleUser, requires, user_of
-from bot.console.errors import Refused, error
+from bot.console.errors import Refused
 from bot.console.live import PRIVATE_TOPIC, publish_handoff, tell_citizen
 from bot.console.reveal import reveals
 from bot.console.views import (
@@ -203,7 +203,7 @@ async def reply(request: web.Request) -> web.Response:
     async with request.app[DB].session() as session:
         handoff = await load(session, request.match_info["id"])
         if handoff.state != "assigned":
-            return error(409, "请先接入该会话")
+            raise Refused(409, "请先接入该会话")
         if not await owns(session, user, handoff=handoff):
             raise Refused(403, NOT_YOURS)
         conversation_id = handoff.conversation_id
