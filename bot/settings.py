@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     handoff_timeout_minutes: float = Field(
         default=30, description="a pending hand-off no agent took expires after this"
     )
+    # Open console sockets re-check their session this often and close when it was revoked,
+    # expired or its agent deactivated (a logout or an admin's action also closes them at once).
+    console_session_check_seconds: float = Field(
+        default=30, gt=0, description="how often a console socket re-checks its session"
+    )
 
     @field_validator("trusted_proxies")
     @classmethod

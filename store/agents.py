@@ -12,19 +12,17 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.errors import AgentError
 from store.models import Agent, Handoff, utcnow
 
 ROLES = ("agent", "supervisor", "admin")
 ONLINE_TIMEOUT = timedelta(seconds=60)
 MIN_PASSWORD = 10
+MAX_PASSWORD = 1024  # login reads at most this many characters
 
 _hasher = PasswordHasher()
 # Verified when the username is unknown, so a wrong name costs as much time as a wrong password.
 _DUMMY_HASH = _hasher.hash("not-a-real-password-0000")
-
-
-class AgentError(ValueError):
-    """Bad input when creating an agent (duplicate name, weak password, unknown role)."""
 
 
 def role_at_least(role: str, needed: str) -> bool:
@@ -48,8 +46,7 @@ async def create_agent(
         raise AgentError("username must be 1-64 characters")
     if role not in ROLES:
         raise AgentError(f"role must be one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD:
-        raise AgentError(f"password must have at least {MIN_PASSWORD} characters")
+    _check_password(password)
     agent = Agent(
         username=username,
         display_name=(display_name or username)[:64],
@@ -62,6 +59,32 @@ async def create_agent(
             await session.flush()
     except IntegrityError as exc:
         raise AgentError(f"username {username!r} is taken") from exc
+    return agent
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AgentError(f"password must have at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise AgentError(f"password must have at most {MAX_PASSWORD} characters")
+
+
+async def set_active(session: AsyncSession, agent_id: int, active: bool) -> Agent | None:
+    """Deactivate (or reactivate) a console user; None if there is no such user. An inactive
+    user cannot sign in and every request of their existing sessions is refused."""
+    agent = await session.get(Agent, agent_id)
+    if agent is not None:
+        agent.active = active
+    return agent
+
+
+async def set_password(session: AsyncSession, agent_id: int, password: str) -> Agent | None:
+    """Replace a user's password with an argon2id hash of `password`; None if there is no
+    such user; raises AgentError for a password too short or too long."""
+    _check_password(password)
+    agent = await session.get(Agent, agent_id)
+    if agent is not None:
+        agent.password_hash = await asyncio.to_thread(_hasher.hash, password)
     return agent
 
 

@@ -12,22 +12,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import agents, handoffs
+from store.errors import HandoffTaken, InvalidTransition
 from store.models import Agent, Handoff, HandoffEvent, Message, utcnow
 
 DEFAULT_HANDLING = timedelta(minutes=3)
 MAX_AUTO_LOAD = 5  # auto-assign never gives an agent more open chats than this
 VISIT_GAP = timedelta(minutes=30)  # citizen turns further apart belong to different visits
 VISIT_LOOKBACK = timedelta(hours=24)  # time to hand-off looks back at most this far
-
-
-class HandoffTaken(RuntimeError):
-    """Another agent already owns this hand-off (or it is no longer open)."""
-
-    def __init__(self, handoff: Handoff) -> None:
-        super().__init__(f"hand-off {handoff.public_id} is {handoff.state}")
-        # Plain values: the instance expires when the transaction rolls back.
-        self.public_id = handoff.public_id
-        self.state = handoff.state
 
 
 async def load(
@@ -45,7 +36,7 @@ async def claim(session: AsyncSession, handoff: Handoff, agent: Agent) -> Handof
     if handoff.state == "assigned" and handoff.agent_id == agent.id:
         return handoff
     if handoff.state != "pending":
-        raise HandoffTaken(handoff)
+        raise HandoffTaken(handoff.public_id, handoff.state)
     return await handoffs.transition(
         session, handoff, "assigned", f"agent:{agent.username}", agent_id=agent.id, note="claimed"
     )
@@ -56,7 +47,7 @@ async def reassign(
 ) -> Handoff:
     """A supervisor gives a pending or assigned hand-off to another agent."""
     if handoff.state not in handoffs.OPEN_STATES:
-        raise handoffs.InvalidHandoffTransition(handoff.state, "assigned")
+        raise InvalidTransition(handoff.state, "assigned", "hand-off")
     return await handoffs.transition(
         session,
         handoff,

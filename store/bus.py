@@ -16,12 +16,10 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
+from store.errors import LockTimeout
+
 MAX_CONNECTIONS = 100  # per process; pub/sub subscriptions hold one each
 POOL_WAIT_SECONDS = 10.0
-
-
-class LockTimeout(RuntimeError):
-    """A lock could not be taken in time."""
 
 
 class Bus(Protocol):

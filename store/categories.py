@@ -17,14 +17,11 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.errors import TaxonomyError
 from store.models import Category, Department
 
 DEFAULT_PATH = Path(__file__).parent / "data" / "categories.yml"
 _INHERITED = ("department", "response_days", "result_days")
-
-
-class TaxonomyError(ValueError):
-    """The taxonomy file is malformed or inconsistent."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +166,16 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
 def _default_taxonomy() -> Taxonomy:
     with open(DEFAULT_PATH, encoding="utf-8") as fh:
         return parse_taxonomy(yaml.safe_load(fh))
+
+
+async def all_categories(session: AsyncSession) -> list[Category]:
+    """Every category, by id (parents before their children as seeded)."""
+    return list((await session.scalars(select(Category).order_by(Category.id))).all())
+
+
+async def all_departments(session: AsyncSession) -> list[Department]:
+    """Every department (承办单位), by id."""
+    return list((await session.scalars(select(Department).order_by(Department.id))).all())
 
 
 async def seed_taxonomy(

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import ChannelIdentity, Citizen, Conversation, Message, utcnow
+from store.models import ChannelIdentity, Citizen, Conversation, Handoff, Message, utcnow
 
 
 async def ensure_conversation(
@@ -49,6 +49,28 @@ async def conversation_by_public_id(session: AsyncSession, public_id: str) -> Co
 async def identity_of(session: AsyncSession, conversation: Conversation) -> ChannelIdentity:
     """The channel identity a conversation belongs to."""
     return await session.get_one(ChannelIdentity, conversation.channel_identity_id)
+
+
+async def recent_bot_owned(
+    session: AsyncSession, since: datetime, limit: int = 50
+) -> list[tuple[Conversation, ChannelIdentity]]:
+    """Conversations with a message after `since` and no open hand-off, newest first."""
+    from store.handoffs import OPEN_STATES
+
+    open_ids = select(Handoff.conversation_id).where(Handoff.state.in_(OPEN_STATES))
+    stmt = (
+        select(Conversation, ChannelIdentity)
+        .join(ChannelIdentity, Conversation.channel_identity_id == ChannelIdentity.id)
+        .where(Conversation.last_message_at > since, Conversation.id.not_in(open_ids))
+        .order_by(Conversation.last_message_at.desc())
+        .limit(limit)
+    )
+    return [(conv, identity) for conv, identity in (await session.execute(stmt)).all()]
+
+
+async def message_by_id(session: AsyncSession, message_id: int) -> Message | None:
+    """One stored message by its id."""
+    return await session.get(Message, message_id)
 
 
 async def store_inbound(

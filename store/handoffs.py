@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import Conversation, Handoff, HandoffEvent, utcnow
+from store.errors import InvalidTransition
+from store.models import ChannelIdentity, Conversation, Handoff, HandoffEvent, utcnow
 from store.outbox import HANDOFF_CHANGED, emit
 
 OPEN_STATES = ("pending", "assigned")
@@ -29,13 +30,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 REASONS = ("request_human", "fallback", "rasa_down", "claimed")
 
 
-class InvalidHandoffTransition(ValueError):
-    """The requested state change is not allowed from the current state."""
-
-    def __init__(self, from_state: str, to_state: str) -> None:
-        super().__init__(f"hand-off cannot go from {from_state} to {to_state}")
-        self.from_state = from_state
-        self.to_state = to_state
+InvalidHandoffTransition = InvalidTransition  # the old name; see store/errors.py
 
 
 async def open_for(session: AsyncSession, conversation_id: int) -> Handoff | None:
@@ -44,6 +39,45 @@ async def open_for(session: AsyncSession, conversation_id: int) -> Handoff | Non
         Handoff.conversation_id == conversation_id, Handoff.state.in_(OPEN_STATES)
     )
     return (await session.execute(stmt)).scalars().first()
+
+
+async def open_list(session: AsyncSession) -> Sequence[Handoff]:
+    """Every open (pending or assigned) hand-off, oldest first."""
+    stmt = (
+        select(Handoff)
+        .where(Handoff.state.in_(OPEN_STATES))
+        .order_by(Handoff.created_at, Handoff.id)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def any_for(session: AsyncSession, conversation_id: int) -> bool:
+    """True if the conversation ever reached the console (had a hand-off in any state)."""
+    stmt = select(Handoff.id).where(Handoff.conversation_id == conversation_id).limit(1)
+    return (await session.execute(stmt)).first() is not None
+
+
+async def assigned_to(
+    session: AsyncSession,
+    agent_id: int,
+    *,
+    conversation_id: int | None = None,
+    citizen_id: int | None = None,
+) -> bool:
+    """True if the open hand-off of this conversation (or of any conversation of this citizen,
+    on every linked channel) is assigned to `agent_id`. Exactly one of the two is given."""
+    if (conversation_id is None) == (citizen_id is None):
+        raise ValueError("give exactly one of conversation_id and citizen_id")
+    stmt = select(Handoff.id).where(Handoff.state == "assigned", Handoff.agent_id == agent_id)
+    if conversation_id is not None:
+        stmt = stmt.where(Handoff.conversation_id == conversation_id)
+    else:
+        stmt = (
+            stmt.join(Conversation, Handoff.conversation_id == Conversation.id)
+            .join(ChannelIdentity, Conversation.channel_identity_id == ChannelIdentity.id)
+            .where(ChannelIdentity.citizen_id == citizen_id)
+        )
+    return (await session.execute(stmt.limit(1))).first() is not None
 
 
 async def request(
@@ -86,7 +120,7 @@ async def transition(
     """Move a hand-off; raises InvalidHandoffTransition and changes nothing if not allowed."""
     from_state = handoff.state
     if to_state not in TRANSITIONS.get(from_state, frozenset()):
-        raise InvalidHandoffTransition(from_state, to_state)
+        raise InvalidTransition(from_state, to_state, "hand-off")
     handoff.state = to_state
     if to_state == "assigned":
         handoff.agent_id = agent_id

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.errors import InvalidTransition
 from store.models import WorkOrder, WorkOrderEvent, utcnow
 from store.outbox import WORK_ORDER_STATUS, emit
 
@@ -45,15 +46,6 @@ STATUS_LABELS: dict[str, str] = {
     "reopened": "已重新办理",
 }
 OPEN_STATUSES = frozenset({"received", "dispatched", "returned", "in_progress", "reopened"})
-
-
-class InvalidTransition(ValueError):
-    """The requested status change is not part of the 12345 loop from the current status."""
-
-    def __init__(self, from_status: str, to_status: str) -> None:
-        super().__init__(f"work order cannot go from {from_status} to {to_status}")
-        self.from_status = from_status
-        self.to_status = to_status
 
 
 def allowed_next(status: str) -> frozenset[str]:

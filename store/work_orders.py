@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from store import lifecycle
 from store.crypto import PersonalDataCipher, normalize_mobile
+from store.errors import InvalidWorkOrder
 from store.models import (
     Category,
     ChannelIdentity,
@@ -29,10 +30,6 @@ from store.workdays import add_working_days
 KINDS = ("report", "complain", "suggest")
 SCORES = ("satisfied", "basically_satisfied", "unsatisfied")
 SCORE_LABELS = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
-
-
-class InvalidWorkOrder(ValueError):
-    """The data given for a new work order is not acceptable (message is citizen-safe)."""
 
 
 def _loaded() -> list:

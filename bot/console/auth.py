@@ -15,13 +15,15 @@ import hmac
 import json
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from bot.client_address import limit_subject
+from bot.console.errors import error
 from bot.keys import BUS, DB, SETTINGS
 from store import agents, limits
 from store.models import Agent, AuditLog
@@ -45,8 +47,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
-class ConsoleSession:
-    """A signed-in console user as stored server-side."""
+class ConsoleUser:
+    """A signed-in console user: their server-side console session (the DB one is `session`)."""
 
     key: str
     agent_id: int
@@ -54,11 +56,10 @@ class ConsoleSession:
     display_name: str
     role: str
     csrf: str
+    started_at: float = 0.0  # epoch seconds; sessions started before a revocation are dead
 
 
-def error(status: int, message: str) -> web.Response:
-    """A JSON error with a short Chinese message for the console."""
-    return web.json_response({"error": message}, status=status)
+ConsoleSession = ConsoleUser  # the old name
 
 
 def init_secret(app: web.Application) -> None:
@@ -93,7 +94,9 @@ async def start_session(request: web.Request, response: web.Response, agent: Age
     sid = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     key = _bus_key(request.app, sid)
-    data = ConsoleSession(key, agent.id, agent.username, agent.display_name, agent.role, csrf)
+    data = ConsoleUser(
+        key, agent.id, agent.username, agent.display_name, agent.role, csrf, time.time()
+    )
     await request.app[BUS].set(key, json.dumps(asdict(data)), ttl=SESSION_TTL)
     response.set_cookie(
         COOKIE,
@@ -107,7 +110,7 @@ async def start_session(request: web.Request, response: web.Response, agent: Age
     return csrf
 
 
-async def current(request: web.Request) -> ConsoleSession | None:
+async def current(request: web.Request) -> ConsoleUser | None:
     """The session of this request with the agent's current role, or None."""
     sid = request.cookies.get(COOKIE)
     if not sid or len(sid) > 128:
@@ -117,26 +120,52 @@ async def current(request: web.Request) -> ConsoleSession | None:
     if raw is None:
         return None
     data = json.loads(raw)
-    async with request.app[DB].session() as s:
-        agent = await s.get(Agent, int(data["agent_id"]))
+    data["key"] = key
+    return await _fresh(request.app, ConsoleUser(**data))
+
+
+async def _fresh(app: web.Application, session: ConsoleUser) -> ConsoleUser | None:
+    """`session` with the agent's current role and name, or None when it was revoked (password
+    reset, deactivation) or the agent is no longer active."""
+    revoked_at = await app[BUS].get(_revoked_key(session.agent_id))
+    if revoked_at is not None and session.started_at <= float(revoked_at):
+        return None
+    async with app[DB].session() as s:
+        agent = await s.get(Agent, session.agent_id)
         if agent is None or not agent.active:
             return None
         # Roles and names are read fresh, so a demotion takes effect at once.
-        data.update(role=agent.role, display_name=agent.display_name, username=agent.username)
-    data["key"] = key
-    return ConsoleSession(**data)
+        return replace(
+            session, role=agent.role, display_name=agent.display_name, username=agent.username
+        )
 
 
-async def end_session(request: web.Request, session: ConsoleSession) -> None:
+def _revoked_key(agent_id: int) -> str:
+    return f"console:revoked:{agent_id}"
+
+
+async def revoke_sessions(app: web.Application, agent_id: int) -> None:
+    """End every session of one agent (all devices, all processes) and close their sockets.
+
+    The bus keeps the moment of revocation for as long as a session can live; sessions started
+    before it are refused, so there is no list of sessions to keep in step."""
+    await app[BUS].set(_revoked_key(agent_id), repr(time.time()), ttl=SESSION_TTL)
+    await app[BUS].publish("console.private", {"type": LOGOUT_EVENT, "agent_id": agent_id})
+
+
+async def end_session(request: web.Request, session: ConsoleUser) -> None:
     """Delete the server-side session (the cookie alone is worthless afterwards)."""
     await request.app[BUS].delete(session.key)
     # Open sockets of this session close at once (topic name as in bot.console.live).
     await request.app[BUS].publish("console.private", {"type": LOGOUT_EVENT, "key": session.key})
 
 
-async def still_valid(app: web.Application, session: ConsoleSession) -> bool:
-    """True while the session exists (used by long-lived sockets)."""
-    return await app[BUS].get(session.key) is not None
+async def still_valid(app: web.Application, session: ConsoleUser) -> bool:
+    """True while the session exists, was not revoked and its agent is active (used by
+    long-lived sockets, which re-check on a timer)."""
+    if await app[BUS].get(session.key) is None:
+        return False
+    return await _fresh(app, session) is not None
 
 
 def allowed_origins(request: web.Request) -> set[str]:
@@ -180,9 +209,12 @@ def requires(role: str = "agent", *, write: bool = False) -> Callable[[Handler],
     return decorate
 
 
-def session_of(request: web.Request) -> ConsoleSession:
-    """The session a `requires`-wrapped handler runs under."""
+def user_of(request: web.Request) -> ConsoleUser:
+    """The signed-in user a `requires`-wrapped handler runs for."""
     return request[REQUEST_SESSION]  # type: ignore[return-value]
+
+
+session_of = user_of  # the old name
 
 
 async def _json_body(request: web.Request) -> dict | None:
@@ -228,9 +260,9 @@ async def login(request: web.Request) -> web.Response:
     return response
 
 
-def agent_json(agent: Agent | ConsoleSession) -> dict:
+def agent_json(agent: Agent | ConsoleUser) -> dict:
     """What the console knows about a user."""
-    agent_id = agent.agent_id if isinstance(agent, ConsoleSession) else agent.id
+    agent_id = agent.agent_id if isinstance(agent, ConsoleUser) else agent.id
     return {
         "id": agent_id,
         "username": agent.username,

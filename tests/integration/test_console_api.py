@@ -160,7 +160,10 @@ async def test_phone_numbers_are_masked_until_revealed_and_reveal_is_audited(
         assert first["masked"] is True
         queue = await (await agent.get("/console/api/handoffs")).json()
         assert "13812345678" not in str(queue)
-        shown = await agent.post(f"/console/api/messages/{first['id']}/reveal")
+        reveal = f"/console/api/messages/{first['id']}/reveal"
+        assert (await agent.post(reveal)).status == 404  # not theirs until they claim it
+        assert (await agent.post(f"/console/api/handoffs/{hid}/claim")).status == 200
+        shown = await agent.post(reveal)
         assert (await shown.json())["text"] == said
     finally:
         await agent.close()
@@ -330,7 +333,9 @@ async def test_agent_files_a_work_order_for_the_citizen(gateway, fake_rasa, sett
         path = f"/console/api/handoffs/{hid}/work-orders/{tracking_no}/note"
         assert (await agent.post(path, {"text": "市民补充：晚上8点后不亮"})).status == 200
         foreign = f"/console/api/handoffs/{other}/work-orders/{tracking_no}/note"
-        assert (await agent.post(foreign, {"text": "x"})).status == 404
+        assert (await agent.post(foreign, {"text": "x"})).status == 403  # not their hand-off
+        await agent.post(f"/console/api/handoffs/{other}/claim")
+        assert (await agent.post(foreign, {"text": "x"})).status == 404  # not that citizen's
     finally:
         await agent.close()
     assert any(tracking_no in t for t in channel.texts("r12"))

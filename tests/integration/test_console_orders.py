@@ -223,7 +223,7 @@ async def test_contact_data_is_masked_until_revealed_and_notes_are_audited(
         assert shown["phone"] == "138****5678" and shown["contact_name"] == "王**"
         assert shown["description"] == "幸福路8号路灯不亮，联系电话138****5678"
         assert shown["masked"] and shown["can_reveal"] and "13812345678" not in str(shown)
-        assert not (await _order_in_detail(other, hid, number))["can_reveal"]  # not theirs
+        assert (await other.get(f"/console/api/handoffs/{hid}")).status == 403  # not theirs
 
         assert (
             await agent.post(f"/console/api/work-orders/{number}/reveal", csrf=False)
@@ -287,6 +287,8 @@ async def test_handoff_context_is_masked_and_each_entry_revealable_with_audit(
         ]
 
         path = f"/console/api/handoffs/{hid}/context/reveal"
+        assert (await agent.post(path, {"path": ["slots", "phone"]})).status == 403  # unclaimed
+        assert (await agent.post(f"/console/api/handoffs/{hid}/claim")).status == 200
         assert (await agent.post(path, {"path": ["slots", "phone"]}, csrf=False)).status == 403
         shown = await agent.post(path, {"path": ["slots", "phone"]})
         assert (await shown.json())["value"] == "13812345678"

@@ -87,8 +87,15 @@ async def test_rest_citizen_agent_round_trip(gateway, fake_rasa, settings) -> No
         assert "12345智能助手" in answer[0]["text"]
         assert fake_rasa.received[-1]["message"] == "你好"
 
-        # The transcript in the console holds every turn, in order, as plain text.
-        detail = await (await console.get(f"/console/api/handoffs/{hid}")).json()
+        # The agent no longer owns the chat; a supervisor reads the whole transcript: every
+        # turn, in order, as plain text.
+        assert (await console.get(f"/console/api/handoffs/{hid}")).status == 403
+        boss_name = unique("boss")
+        await make_agent(settings.database_url, boss_name, "supervisor")
+        boss = Console(gateway)
+        assert (await boss.login(boss_name)).status == 200
+        detail = await (await boss.get(f"/console/api/handoffs/{hid}")).json()
+        await boss.close()
         speakers = [m["from"] for m in detail["transcript"]]
         assert speakers[0] == "citizen" and "agent" in speakers and "system" in speakers
         assert detail["transcript"][0]["text"] == "我要找人工 <script>alert(1)</script>"

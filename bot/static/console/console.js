@@ -224,7 +224,23 @@
       state.handoffs[id] = data.handoff.state === "pending" || data.handoff.state === "assigned"
         ? data.handoff : state.handoffs[id];
       renderDetail();
-    }).catch(function (e) { alert(e.message); });
+    }).catch(function (e) {
+      if (e.status === 403) { if (state.current === id) deselect(); return; }  // no longer ours
+      alert(e.message);
+    });
+  }
+
+  // The ownership rule as the page sees it: pending chats are open to all, an assigned chat to
+  // its agent; supervisors see everything. An agent may not reopen a chat they closed or lost.
+  function mayView(h) {
+    return isBoss() || h.state === "pending" ||
+      (h.state === "assigned" && !!h.agent && !!state.me && h.agent.id === state.me.id);
+  }
+
+  function deselect() {
+    state.current = null; state.detail = null;
+    $("conv").hidden = true; $("no-selection").hidden = false;
+    renderQueue();
   }
 
   function renderDetail() {
@@ -241,10 +257,12 @@
     var mine = h.agent && state.me && h.agent.id === state.me.id;
     var boss = state.me.role === "supervisor" || state.me.role === "admin";
     $("btn-claim").hidden = h.state !== "pending";
-    $("btn-return").hidden = !open || (h.state === "assigned" && !mine && !boss);
+    // The ownership rule (docs/console.md): only the owner or a supervisor acts on a chat.
+    $("btn-return").hidden = !open || !(mine || boss);
     $("btn-close").hidden = !(h.state === "assigned" && (mine || boss));
     $("reassign-to").hidden = $("btn-reassign").hidden = !(open && boss);
     $("composer").hidden = !(h.state === "assigned" && (mine || boss));
+    $("order-form-box").hidden = !(h.state === "assigned" && (mine || boss));
     var list = $("transcript");
     clear(list);
     d.transcript.forEach(appendMessage);
@@ -479,7 +497,57 @@
     });
     $("chat-view").hidden = view !== "chat";
     $("board").hidden = view !== "board";
+    $("agents-view").hidden = view !== "agents";
     if (view === "board") loadBoard();
+    if (view === "agents") loadAgentAdmin();
+  }
+
+  // ---- admins: deactivate / reactivate agents, reset passwords ---------------------------------
+  function loadAgentAdmin() {
+    var list = $("agent-admin");
+    request("GET", "/agents").then(function (data) {
+      clear(list);
+      data.agents.forEach(function (a) { list.appendChild(agentRow(a)); });
+    }).catch(function (e) { $("agents-msg").textContent = e.message; });
+  }
+
+  function agentRow(a) {
+    var li = el("li", "order" + (a.active ? "" : " inactive"));
+    var head = el("div", "order-head");
+    head.appendChild(el("strong", null, a.display_name));
+    head.appendChild(el("span", "muted", a.username));
+    head.appendChild(el("span", "role", ROLES[a.role] || a.role));
+    head.appendChild(el("span", "state", a.active ? "启用" : "已停用"));
+    li.appendChild(head);
+    var msg = el("p", "muted order-msg");
+    msg.setAttribute("role", "status");
+    function done(text) { return function () { $("agents-msg").textContent = text; loadAgentAdmin(); }; }
+    function failed(e) { msg.textContent = e.message; }
+    if (!state.me || a.id !== state.me.id) {
+      var toggle = el("button", a.active ? "small danger" : "small", a.active ? "停用" : "启用");
+      toggle.addEventListener("click", function () {
+        if (a.active && !confirm("确定停用 " + a.display_name + "？其登录将立即失效。")) return;
+        request("POST", "/agents/" + Number(a.id) + "/active", { active: !a.active })
+          .then(done((a.active ? "已停用 " : "已启用 ") + a.display_name)).catch(failed);
+      });
+      li.appendChild(toggle);
+    }
+    var form = el("form", "wo-form");
+    var pw = el("input"); pw.type = "password"; pw.minLength = 10; pw.maxLength = 1024; pw.required = true;
+    pw.autocomplete = "new-password";
+    pw.setAttribute("aria-label", "新密码");
+    pw.placeholder = "新密码（至少10位）";
+    var reset = el("button", "small", "重置密码"); reset.type = "submit";
+    form.appendChild(pw); form.appendChild(reset);
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      request("POST", "/agents/" + Number(a.id) + "/password", { password: pw.value })
+        .then(done("已重置 " + a.display_name + " 的密码")).catch(failed);
+      pw.value = "";
+    });
+    li.appendChild(form);
+    li.appendChild(msg);
+    return li;
   }
 
   function minutes(seconds) {
@@ -556,10 +624,12 @@
   function act(path, body) {
     var id = state.current;
     return request("POST", "/handoffs/" + encodeURIComponent(id) + path, body).then(function (data) {
-      if (data.handoff) {
-        if (data.handoff.state === "pending" || data.handoff.state === "assigned") state.handoffs[id] = data.handoff;
+      var h = data.handoff;
+      if (h) {
+        if (h.state === "pending" || h.state === "assigned") state.handoffs[id] = h;
         else delete state.handoffs[id];
         renderQueue();
+        if (!mayView(h)) { deselect(); return; }
       }
       return select(id);
     }).catch(function (e) { alert(e.message); });
@@ -601,7 +671,8 @@
       beep();
     }
     renderQueue();
-    if (state.current === h.id && state.detail && state.detail.handoff.state !== h.state) select(h.id);
+    if (state.current === h.id && !mayView(h)) deselect();
+    else if (state.current === h.id && state.detail && state.detail.handoff.state !== h.state) select(h.id);
   }
 
   function onMessage(ev) {
@@ -626,6 +697,7 @@
       $("me-name").textContent = data.agent.display_name;
       $("me-role").textContent = ROLES[data.agent.role] || data.agent.role;
       $("views").hidden = !isBoss();
+      $("view-agents").hidden = data.agent.role !== "admin";
       loadCategories();
       return loadQueue();
     }).then(connect);
@@ -638,6 +710,7 @@
     $("board-days").addEventListener("change", loadBoard);
     $("board-overdue").addEventListener("change", loadBoard);
     $("board-refresh").addEventListener("click", loadBoard);
+    $("agents-refresh").addEventListener("click", loadAgentAdmin);
     $("logout").addEventListener("click", function () {
       request("POST", "/logout").then(function () { location.href = "/console/login"; });
     });
