@@ -9,7 +9,7 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 
 from store.client import StoreClient
-from store.crypto import mask_text
+from store.masking import mask_text
 
 _shared_store: StoreClient | None = None
 

@@ -29,7 +29,8 @@ from actions.common import (
     latest_user_timestamp,
 )
 from store.client import StoreClient
-from store.crypto import mask_phone, normalize_mobile
+from store.crypto import normalize_mobile
+from store.masking import mask_phone
 from store.views import KIND_LABELS, local_date
 
 log = logging.getLogger(__name__)

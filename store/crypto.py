@@ -10,9 +10,11 @@ import re
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from store.masking import mask_phone, mask_text
+
+__all__ = ["DataKeyError", "PersonalDataCipher", "mask_phone", "mask_text", "normalize_mobile"]
+
 MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
-_MOBILE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
-_ID_IN_TEXT = re.compile(r"(?<![\dA-Za-z])(\d{6})(\d{8})(\d{3}[\dXx])(?![\dA-Za-z])")
 
 
 class DataKeyError(RuntimeError):
@@ -57,14 +59,3 @@ def normalize_mobile(raw: str) -> str | None:
     elif digits.startswith("86") and len(digits) == 13:
         digits = digits[2:]
     return digits if MOBILE_RE.match(digits) else None
-
-
-def mask_phone(phone: str) -> str:
-    """138****5678."""
-    return phone[:3] + "****" + phone[-4:] if len(phone) >= 7 else "****"
-
-
-def mask_text(text: str) -> str:
-    """Masks mobile and ID-card numbers inside free text (for logs and the console)."""
-    text = _MOBILE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
-    return _ID_IN_TEXT.sub(lambda m: f"{m.group(1)}********{m.group(3)}", text)
