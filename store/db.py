@@ -38,7 +38,8 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = async_url(url)
-        kwargs: dict = {"echo": echo}
+        # Errors and echo never print bound values: they are citizens' text and numbers.
+        kwargs: dict = {"echo": echo, "hide_parameters": True}
         if self.url.startswith("postgresql"):
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
