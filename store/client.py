@@ -50,7 +50,11 @@ class HandoffTicket:
 class StoreClient:
     """Async access to the store for actions; one instance per action-server process."""
 
-    def __init__(self, db: Database, bus: Bus, cipher: PersonalDataCipher) -> None:
+    def __init__(self, db: Database, bus: Bus, cipher: PersonalDataCipher | None = None) -> None:
+        """`cipher` defaults to the database's (the DATA_KEY that also seals free text)."""
+        cipher = cipher or db.cipher
+        if cipher is None:
+            raise ValueError("the action server's store needs the DATA_KEY cipher")
         self.db = db
         self.bus = bus
         self.cipher = cipher
@@ -61,11 +65,8 @@ class StoreClient:
         from bot.settings import get_settings
 
         settings = get_settings()
-        return cls(
-            Database(settings.database_url),
-            create_bus(settings.redis_url),
-            PersonalDataCipher(settings.data_key.get_secret_value()),
-        )
+        cipher = PersonalDataCipher(settings.data_key.get_secret_value())
+        return cls(Database(settings.database_url, cipher=cipher), create_bus(settings.redis_url))
 
     async def propose_category(self, text: str) -> CategoryProposal:
         """The most likely top-level category for a description."""

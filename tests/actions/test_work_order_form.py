@@ -200,9 +200,10 @@ def test_confirmation_is_the_last_thing_the_form_asks(domain: dict) -> None:
 async def test_failed_submission_keeps_the_answers_and_asks_for_confirmation_again(
     tmp_path, sender: str, store: StoreClient
 ) -> None:
-    broken_db = Database(f"sqlite:///{tmp_path}/no-schema.db")  # no tables: inserts fail
+    cipher = PersonalDataCipher(new_data_key())
+    broken_db = Database(f"sqlite:///{tmp_path}/no-schema.db", cipher=cipher)  # no tables
     bus = create_bus(REDIS_URL, prefix="h12345test:broken:")
-    broken = StoreClient(broken_db, bus, PersonalDataCipher(new_data_key()))
+    broken = StoreClient(broken_db, bus)
     dispatcher = CollectingDispatcher()
     tracker = load_tracker("form_confirmed", sender=sender, category=await a_category(store))
     try:

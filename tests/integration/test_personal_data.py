@@ -3,13 +3,19 @@ associated data, and bound values kept out of database error messages."""
 
 from __future__ import annotations
 
+import base64
 import logging
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from store import conversations, work_orders
+from store.categories import seed_taxonomy
+from store.crypto import DataKeyError, PersonalDataCipher, UnreadableCiphertext
 from store.db import Database
+from store.models import Message, WorkOrder
+from tests.conftest import new_data_key
 
 ADDRESS = "幸福路88号3栋1203室王秀英"
 
@@ -26,3 +32,121 @@ async def test_failing_statement_does_not_show_bound_values(
     shown = str(failure.value) + caplog.text
     assert "no_such_table" in shown
     assert ADDRESS not in shown and "13812345678" not in shown
+
+
+TEXT = "我家楼下的路灯坏了一个月，电话13812345678，身份证11010119900307123X"
+
+
+async def _stored_message(db: Database, text: str = TEXT, sender: str = "w-1") -> int:
+    async with db.session() as s:
+        conv = await conversations.ensure_conversation(s, "web", sender)
+        msg = await conversations.store_inbound(s, conv, text, None)
+        return msg.id
+
+
+async def _order(db: Database) -> WorkOrder:
+    async with db.session() as s:
+        await seed_taxonomy(s)
+        order = await work_orders.create_work_order(
+            s,
+            db.cipher,
+            conversation=None,
+            kind="report",
+            category_code="urban",
+            description="幸福路8号路灯不亮，我的手机13812345678",
+            location=ADDRESS,
+            contact_name="王女士",
+            phone="13812345678",
+            actor="bot",
+            idempotency_key=None,
+        )
+        await work_orders.set_delay_reason(s, order, "需与王女士13812345678约时间", "agent:a")
+        await work_orders.add_note(s, order, "市民补充：晚上8点后在家", "citizen")
+        return order
+
+
+async def _raw(db: Database, sql: str, **params: object) -> list[tuple]:
+    async with db.engine.connect() as conn:
+        return [tuple(r) for r in (await conn.execute(text(sql), params)).all()]
+
+
+def _clear_in(blob: bytes | None, *fragments: str) -> bool:
+    return blob is not None and any(f.encode("utf-8") in bytes(blob) for f in fragments)
+
+
+async def test_message_text_is_ciphertext_in_the_database(db: Database) -> None:
+    message_id = await _stored_message(db)
+    [(blob,)] = await _raw(db, "SELECT text_enc FROM message WHERE id = :i", i=message_id)
+    assert blob and not _clear_in(blob, "13812345678", "路灯", "110101")
+    async with db.session() as s:
+        assert (await s.get_one(Message, message_id)).text == TEXT
+
+
+async def test_work_order_free_text_is_ciphertext_in_the_database(db: Database) -> None:
+    order = await _order(db)
+    [row] = await _raw(
+        db,
+        "SELECT description_enc, location_enc, delay_reason_enc FROM work_order WHERE id = :i",
+        i=order.id,
+    )
+    notes = await _raw(
+        db, "SELECT note_enc FROM work_order_event WHERE work_order_id = :i", i=order.id
+    )
+    for blob in (*row, *(n for (n,) in notes)):
+        assert not _clear_in(blob, "13812345678", "路灯", "幸福路", "王女士", "晚上8点")
+    async with db.session() as s:
+        again = await work_orders.by_tracking_no(s, order.tracking_no)
+        assert again.location == ADDRESS and again.delay_reason == "需与王女士13812345678约时间"
+        assert [e.note for e in again.events if e.kind == "note"] == ["市民补充：晚上8点后在家"]
+
+
+async def test_a_ciphertext_moved_to_another_row_or_column_does_not_decrypt(db: Database) -> None:
+    first = await _stored_message(db, "第一条：我的手机13812345678", "w-1")
+    second = await _stored_message(db, "第二条：普通咨询", "w-2")
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE message SET text_enc = (SELECT text_enc FROM message WHERE id = :a) "
+                "WHERE id = :b"
+            ),
+            {"a": first, "b": second},
+        )
+    async with db.session() as s:
+        assert (await s.get_one(Message, first)).text == "第一条：我的手机13812345678"
+        with pytest.raises(UnreadableCiphertext):
+            _ = (await s.get_one(Message, second)).text
+    order = await _order(db)
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE work_order SET location_enc = description_enc WHERE id = :i"),
+            {"i": order.id},
+        )
+    async with db.session() as s:
+        moved = await s.get_one(WorkOrder, order.id)
+        assert moved.description.startswith("幸福路8号")
+        with pytest.raises(UnreadableCiphertext):
+            _ = moved.location
+
+
+async def test_without_the_key_nothing_is_written_in_clear(database_url: str, db: Database) -> None:
+    keyless = Database(database_url)
+    try:
+        with pytest.raises(DataKeyError):
+            await _stored_message(keyless)
+        async with keyless.session() as s:
+            with pytest.raises(TypeError):
+                select(Message).where(Message.text == TEXT)
+            assert (await s.execute(select(Message))).first() is None
+    finally:
+        await keyless.close()
+
+
+def test_ciphertexts_written_before_associated_data_still_decrypt() -> None:
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key = new_data_key()
+    nonce = os.urandom(12)
+    legacy = nonce + AESGCM(base64.b64decode(key)).encrypt(nonce, b"13812345678", None)
+    assert PersonalDataCipher(key).decrypt(legacy) == "13812345678"
