@@ -16,6 +16,7 @@ from store.bus import Bus, create_bus
 from store.crypto import PersonalDataCipher
 from store.db import Database
 from store.handoff_context import seal
+from store.masking import masked_mobile_in
 from store.models import Category, ChannelIdentity, Conversation, utcnow
 from store.views import WorkOrderView, view_of
 
@@ -97,9 +98,15 @@ class StoreClient:
         contact_name: str,
         phone: str,
     ) -> WorkOrderView:
-        """File a work order for this conversation's citizen (idempotent on the key)."""
+        """File a work order for this conversation's citizen (idempotent on the key).
+
+        `phone` may be masked (`138****5678`, all Rasa ever sees): the number is then taken
+        from what this conversation's citizen typed (`unmask_phone`)."""
         async with self.db.session() as s:
             conv = await conversations.conversation_by_public_id(s, sender_id)
+            if conv is not None and masked_mobile_in(phone):
+                masked = masked_mobile_in(phone) or ""
+                phone = await conversations.mobile_behind(s, conv.id, masked) or phone
             order = await work_orders.create_work_order(
                 s,
                 self.cipher,
@@ -114,6 +121,17 @@ class StoreClient:
                 idempotency_key=idempotency_key,
             )
             return view_of(order, self.cipher)
+
+    async def unmask_phone(
+        self, *, sender_id: str, masked: str, message_id: int | None = None
+    ) -> str | None:
+        """The mobile number behind `masked` that this conversation's citizen typed (in
+        message `message_id`, the turn's stored message, or a recent one); None if none."""
+        async with self.db.session() as s:
+            conv = await conversations.conversation_by_public_id(s, sender_id)
+            if conv is None:
+                return None
+            return await conversations.mobile_behind(s, conv.id, masked, message_id)
 
     async def lookup(
         self, *, tracking_no: str, phone_last4: str | None, sender_id: str

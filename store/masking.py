@@ -31,6 +31,7 @@ _FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 _ID_CARD = re.compile(r"(?<![0-9A-Za-z])([1-9]\d{5})\d{8}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
 _BANK_CARD = re.compile(r"(?<!\d)(?:\d{16,19}|\d{4}(?:[ -]\d{4}){3}(?:[ -]?\d{1,3})?)(?!\d)")
 _MOBILE = re.compile(r"(?<!\d)(?:(?:\+|00)?86[ -]?)?(1[3-9]\d)[ -]?\d{4}[ -]?(\d{4})(?!\d)")
+_MASKED_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\*{4}(\d{4})(?!\d)")
 _LANDLINE = re.compile(r"(?<!\d)([(（]0\d{2,3}[)）]|0\d{2,3}[ -]?)\d{3,4}[ -]?(\d{4})(?!\d)")
 
 
@@ -48,6 +49,19 @@ def mask_text(text: str) -> str:
     text = _BANK_CARD.sub(_card, text)
     text = _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
     return _LANDLINE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
+
+
+def mobiles_in(text: str) -> list[str]:
+    """Every mainland mobile number in `text`, as 11 digits, in order (what `mask_text` hides)."""
+    text = _ID_CARD.sub("", (text or "").translate(_FULLWIDTH))
+    text = _BANK_CARD.sub("", text)
+    return [re.sub(r"\D", "", m.group(0))[-11:] for m in _MOBILE.finditer(text)]
+
+
+def masked_mobile_in(text: str) -> str | None:
+    """The first masked mobile (`138****5678`, as the gateway sends it to Rasa) in `text`."""
+    match = _MASKED_MOBILE.search(text or "")
+    return f"{match.group(1)}****{match.group(2)}" if match else None
 
 
 def mask_phone(phone: str) -> str:

@@ -59,11 +59,11 @@ async def test_bad_phone_is_rejected_with_a_hint(store: StoreClient, domain: dic
     assert "11位手机号" in texts(dispatcher)[0]
 
 
-async def test_good_phone_is_normalised(store: StoreClient, domain: dict) -> None:
+async def test_good_phone_is_normalised_and_kept_masked(store: StoreClient, domain: dict) -> None:
     dispatcher = CollectingDispatcher()
     tracker = load_tracker("form_phone_good", sender="s", category=await a_category(store))
     events = await ValidateWorkOrderForm(store).run(dispatcher, tracker, domain)
-    assert slot_events(events)["phone"] == "13812345678"
+    assert slot_events(events)["phone"] == "138****5678"
     assert texts(dispatcher) == []
 
 

@@ -4,9 +4,12 @@ associated data, and bound values kept out of database error messages."""
 from __future__ import annotations
 
 import base64
+import json
 import logging
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -16,6 +19,7 @@ from store.crypto import DataKeyError, PersonalDataCipher, UnreadableCiphertext
 from store.db import Database
 from store.models import Message, WorkOrder
 from tests.conftest import new_data_key
+from tests.fakes.rasa import FakeRasa
 
 ADDRESS = "幸福路88号3栋1203室王秀英"
 
@@ -150,3 +154,25 @@ def test_ciphertexts_written_before_associated_data_still_decrypt() -> None:
     nonce = os.urandom(12)
     legacy = nonce + AESGCM(base64.b64decode(key)).encrypt(nonce, b"13812345678", None)
     assert PersonalDataCipher(key).decrypt(legacy) == "13812345678"
+
+
+async def test_rasa_gets_numbers_masked_and_the_store_keeps_them_encrypted(
+    gateway: TestClient, fake_rasa: FakeRasa, db: Database
+) -> None:
+    said = "我的手机13812345678，身份证11010119900307123X，工资卡6222021234567890123"
+    resp = await gateway.post("/webhooks/rest/webhook", json={"sender": "pd-1", "message": said})
+    assert resp.status == 200
+    sent = fake_rasa.received[-1]
+    assert sent["message"] == (
+        "我的手机138****5678,身份证110101********123X,工资卡6222***********0123"
+    )  # NFKC for NLU turns the full-width commas into ASCII ones
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{fake_rasa.url}/conversations/{sent['sender']}/tracker") as tracker:
+            kept = await tracker.text()
+    for clear in ("13812345678", "11010119900307123X", "6222021234567890123"):
+        assert clear not in json.dumps(sent, ensure_ascii=False) and clear not in kept
+    message_id = sent["metadata"]["message_id"]
+    [(blob,)] = await _raw(db, "SELECT text_enc FROM message WHERE id = :i", i=message_id)
+    assert not _clear_in(blob, "13812345678", "身份证")
+    async with db.session() as s:
+        assert (await s.get_one(Message, message_id)).text == said
