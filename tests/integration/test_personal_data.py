@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from bot.settings import Settings
 from store import conversations, work_orders
 from store.categories import seed_taxonomy
 from store.crypto import DataKeyError, PersonalDataCipher, UnreadableCiphertext
@@ -20,6 +21,7 @@ from store.db import Database
 from store.models import Message, WorkOrder
 from tests.conftest import new_data_key
 from tests.fakes.rasa import FakeRasa
+from tests.integration.test_console_helpers import Console, make_agent, unique
 
 ADDRESS = "幸福路88号3栋1203室王秀英"
 
@@ -176,3 +178,25 @@ async def test_rasa_gets_numbers_masked_and_the_store_keeps_them_encrypted(
     assert not _clear_in(blob, "13812345678", "身份证")
     async with db.session() as s:
         assert (await s.get_one(Message, message_id)).text == said
+
+
+async def test_console_shows_cards_and_landlines_masked_until_revealed(
+    gateway: TestClient, fake_rasa: FakeRasa, settings: Settings
+) -> None:
+    said = "退款请打到6222021234567890123，或打座机0755-86001234找我"
+    fake_rasa.status = 500  # Rasa down: the message waits for an agent
+    await gateway.post("/webhooks/rest/webhook", json={"sender": "pd-c", "message": said})
+    name = unique("agent")
+    await make_agent(settings.database_url, name)
+    agent = Console(gateway)
+    try:
+        assert (await agent.login(name)).status == 200
+        [waiting] = (await (await agent.get("/console/api/handoffs")).json())["handoffs"]
+        detail = await (await agent.get(f"/console/api/handoffs/{waiting['id']}")).json()
+        [first] = [m for m in detail["transcript"] if m["from"] == "citizen"]
+        assert first["text"] == "退款请打到6222***********0123，或打座机0755-****1234找我"
+        assert "6222021234567890123" not in json.dumps(detail)
+        shown = await agent.post(f"/console/api/messages/{first['id']}/reveal")
+        assert (await shown.json())["text"] == said
+    finally:
+        await agent.close()
