@@ -37,9 +37,7 @@ from store.tracking import ALPHABET, _check_char
 ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-async def fill(
-    url: str, rows: int, cipher: PersonalDataCipher, phone_blob: bytes, phone_hash: str
-) -> list[str]:
+async def fill(url: str, rows: int, cipher: PersonalDataCipher, phone_hash: str) -> list[str]:
     """Insert `rows` work orders with valid tracking numbers; returns a sample of them."""
     conn = await asyncpg.connect(url)
     sample: list[str] = []
@@ -60,7 +58,9 @@ async def fill(
                         cipher.encrypt(
                             "路灯不亮", associated_data("work_order", "description_enc", no)
                         ),
-                        phone_blob,
+                        cipher.encrypt(
+                            "13812345678", associated_data("work_order", "phone_enc", no)
+                        ),
                         phone_hash,
                         False,
                         now,
@@ -104,9 +104,9 @@ async def main() -> None:
     try:
         await asyncio.to_thread(upgrade, url)
         cipher = PersonalDataCipher(base64.b64encode(secrets.token_bytes(32)).decode())
-        blob, phash = cipher.encrypt("13812345678"), cipher.keyed_hash("13812345678")
+        blob, phash = cipher.encrypt("小区路灯不亮"), cipher.keyed_hash("13812345678")
         t0 = time.perf_counter()
-        sample = await fill(url, args.rows, cipher, blob, phash)
+        sample = await fill(url, args.rows, cipher, phash)
         print(f"filled {args.rows:,} work orders in {time.perf_counter() - t0:.1f} s")
 
         db, bus = Database(url, cipher=cipher), MemoryBus()

@@ -27,6 +27,11 @@ def upgrade(database_url: str, data_key: str | None = None, revision: str = "hea
     command.upgrade(alembic_config(database_url, data_key), revision)
 
 
+def downgrade(database_url: str, data_key: str | None, revision: str) -> None:
+    """`alembic downgrade <revision>` (0006 needs the key to decrypt back)."""
+    command.downgrade(alembic_config(database_url, data_key), revision)
+
+
 async def seed(database_url: str) -> None:
     """Departments and the category taxonomy (idempotent)."""
     from store.categories import seed_taxonomy

@@ -213,8 +213,9 @@ class Category(Base):
 
 
 class WorkOrder(Base, SealedRow):
-    """A 工单. `tracking_no` is the only id a citizen ever sees. Description, location and
-    delay reason are stored encrypted (store/sealed.py) under the tracking number."""
+    """A 工单. `tracking_no` is the only id a citizen ever sees. Description, location, delay
+    reason, contact name and phone are stored encrypted (store/sealed.py) under the tracking
+    number."""
 
     __tablename__ = "work_order"
     __row_key__ = "tracking_no"
@@ -234,7 +235,9 @@ class WorkOrder(Base, SealedRow):
     location_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     location = SealedText("location_enc")
     contact_name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    contact_name = SealedText("contact_name_enc")
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone = SealedText("phone_enc")
     phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     response_due: Mapped[datetime | None] = mapped_column()
     result_due: Mapped[datetime | None] = mapped_column()

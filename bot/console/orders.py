@@ -228,17 +228,14 @@ async def reveal(request: web.Request) -> web.Response:
     number = tracking.normalize(request.match_info["tracking_no"])
     if number is None:
         return error(404, NOT_FOUND)
-    cipher = request.app[CIPHER]
     async with request.app[DB].session() as s:
         order = await work_orders.by_tracking_no(s, number)
         if order is None or await access(s, session, order) is None:
             return error(404, NOT_FOUND)
         data = {
             "tracking_no": number,
-            "contact_name": (
-                cipher.decrypt(order.contact_name_enc) if order.contact_name_enc else None
-            ),
-            "phone": cipher.decrypt(order.phone_enc) if order.phone_enc else None,
+            "contact_name": order.contact_name,
+            "phone": order.phone,
             "description": order.description,
             "location": order.location,
         }

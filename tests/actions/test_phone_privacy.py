@@ -63,4 +63,4 @@ async def test_order_is_filed_with_the_real_mobile_behind_the_masked_slot(
     assert "已为您登记工单" in texts(dispatcher)[0]
     async with store.db.session() as s:
         order = (await s.execute(select(WorkOrder))).scalar_one()
-    assert store.cipher.decrypt(order.phone_enc) == "13912345678"
+    assert order.phone == "13912345678"

@@ -4,15 +4,18 @@ and 0006 encrypts the free text already stored."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import create_engine, text
 
-from store.crypto import PersonalDataCipher
+from store.crypto import PersonalDataCipher, UnreadableCiphertext
 from store.db import Database, sync_url
-from store.migrate import upgrade
+from store.migrate import downgrade, upgrade
 from store.models import Base, Message, Rating, WorkOrder, WorkOrderEvent, utcnow
 from store.schema import drop_all
 from tests.conftest import new_data_key
@@ -41,8 +44,8 @@ SEED_0002 = [
     "INSERT INTO message (id, conversation_id, sender, text, internal, status, created_at)"
     " VALUES (1, 1, 'citizen', '路灯坏了，电话13812345678', false, 'processed', :now)",
     "INSERT INTO work_order (id, tracking_no, status, kind, description, location, supervision,"
-    " delay_reason, created_at, updated_at) VALUES (1, '12345-20261126-ABCDEFGH0', 'received',"
-    " 'report', '幸福路路灯不亮', '幸福路8号', false, NULL, :now, :now)",
+    " delay_reason, phone_enc, created_at, updated_at) VALUES (1, '12345-20261126-ABCDEFGH0',"
+    " 'received', 'report', '幸福路路灯不亮', '幸福路8号', false, NULL, :phone, :now, :now)",
     "INSERT INTO work_order_event (id, work_order_id, kind, actor, note, created_at)"
     " VALUES (1, 1, 'note', 'citizen', '晚上在家13812345678', :now)",
     "INSERT INTO rating (id, work_order_id, score, comment, created_at)"
@@ -59,9 +62,11 @@ async def test_0006_encrypts_existing_free_text_and_reads_it_back(database_url: 
         conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     try:
         await asyncio.to_thread(upgrade, database_url, None, "0002")
+        nonce = os.urandom(12)  # a phone as 0002 stored it: no version byte, no associated data
+        phone = nonce + AESGCM(base64.b64decode(key)).encrypt(nonce, b"13812345678", None)
         with engine.begin() as conn:
             for sql in SEED_0002:
-                conn.execute(text(sql), {"now": utcnow()})
+                conn.execute(text(sql), {"now": utcnow(), "phone": phone})
         with pytest.raises(RuntimeError, match="DATA_KEY"):
             await asyncio.to_thread(upgrade, database_url)  # no key: refused, nothing lost
         await asyncio.to_thread(upgrade, database_url, key)
@@ -85,6 +90,18 @@ async def test_0006_encrypts_existing_free_text_and_reads_it_back(database_url: 
             )
             assert (await s.get_one(WorkOrderEvent, 1)).note == "晚上在家13812345678"
             assert (await s.get_one(Rating, 1)).comment == "处理很快"
+            assert order.phone == "13812345678"
+        with engine.connect() as conn:
+            [resealed] = conn.execute(text("SELECT phone_enc FROM work_order")).one()
+        with pytest.raises(UnreadableCiphertext):
+            PersonalDataCipher(key).decrypt(resealed)  # now bound to its row and column
+        await asyncio.to_thread(downgrade, database_url, key, "0002")
+        with engine.connect() as conn:
+            text_0002, phone_0002 = conn.execute(
+                text("SELECT m.text, w.phone_enc FROM message m, work_order w")
+            ).one()
+        assert text_0002 == "路灯坏了，电话13812345678"
+        assert PersonalDataCipher(key).decrypt(phone_0002) == "13812345678"
     finally:
         engine.dispose()
         await drop_all(db)

@@ -1,5 +1,6 @@
 """encrypt free text at rest: message text, work-order description, location and delay reason,
-work-order event notes and rating comments (AES-GCM, associated data = table, column, row key)
+work-order event notes and rating comments (AES-GCM, associated data = table, column, row key);
+work orders' contact name and phone, encrypted before without associated data, get it too
 
 Existing rows are encrypted here, so the migration needs DATA_KEY when those tables hold data
 (`python -m store.migrate` passes the configured key; plain `alembic upgrade` reads DATA_KEY
@@ -12,12 +13,14 @@ Revises: 0002
 Create Date: 2026-11-26 07:30:00
 """
 
+import base64
 import os
 import uuid
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import context, op
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from store.crypto import PersonalDataCipher, associated_data
 
@@ -41,6 +44,10 @@ SEALED: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
     "work_order_event": ("public_id", True, [("note", "note_enc")]),
     "rating": ("public_id", True, [("comment", "comment_enc")]),
 }
+# Columns encrypted before, without associated data: encrypted again with it.
+RESEALED: dict[str, tuple[str, list[str]]] = {
+    "work_order": ("tracking_no", ["contact_name_enc", "phone_enc"]),
+}
 # The plain columns as 0001 created them, for the downgrade.
 PLAIN_NULLABLE = {"text": False, "description": False}
 
@@ -59,12 +66,45 @@ def _holds_rows(table: str) -> bool:
     return op.get_bind().execute(sa.text(f"SELECT 1 FROM {table} LIMIT 1")).first() is not None
 
 
+def _reseal(table: str, row_key: str, columns: list[str], *, with_aad: bool) -> None:
+    """Decrypt `columns` and encrypt them again, with associated data or (downgrade) in the
+    format before it (nonce + ciphertext, no associated data)."""
+    bind = op.get_bind()
+    rows = bind.execute(sa.text(f"SELECT id, {row_key}, {', '.join(columns)} FROM {table}")).all()
+    updates = []
+    for row in rows:
+        if all(blob is None for blob in row[2:]):
+            continue
+        cipher = _cipher(table)
+        values: dict[str, object] = {"id": row[0]}
+        for column, blob in zip(columns, row[2:], strict=True):
+            where = associated_data(table, column, row[1])
+            if blob is None:
+                values[column] = None
+            elif with_aad:
+                values[column] = cipher.encrypt(cipher.decrypt(blob), where)
+            else:
+                values[column] = _legacy(cipher.decrypt(blob, where))
+        updates.append(values)
+    if updates:
+        sets = ", ".join(f"{column} = :{column}" for column in columns)
+        bind.execute(sa.text(f"UPDATE {table} SET {sets} WHERE id = :id"), updates)
+
+
+def _legacy(plaintext: str) -> bytes:
+    key = context.config.attributes.get("data_key") or os.environ.get("DATA_KEY") or ""
+    nonce = os.urandom(12)
+    return nonce + AESGCM(base64.b64decode(key)).encrypt(nonce, plaintext.encode("utf-8"), None)
+
+
 def upgrade() -> None:
     bind = op.get_bind()
     # Refuse before the first change: SQLite does not roll DDL back.
     for table in SEALED:
         if _holds_rows(table):
             _cipher(table)
+    for table, (row_key, columns) in RESEALED.items():
+        _reseal(table, row_key, columns, with_aad=True)
     for table, (row_key, adds_key, pairs) in SEALED.items():
         with op.batch_alter_table(table) as batch:
             if adds_key:
@@ -101,6 +141,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     bind = op.get_bind()
+    for table in SEALED:
+        if _holds_rows(table):
+            _cipher(table)
+    for table, (row_key, columns) in RESEALED.items():
+        _reseal(table, row_key, columns, with_aad=False)
     for table, (row_key, adds_key, pairs) in SEALED.items():
         with op.batch_alter_table(table) as batch:
             for clear, _ in pairs:
