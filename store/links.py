@@ -33,10 +33,11 @@ async def merge_citizens(session: AsyncSession, a_id: int, b_id: int) -> int:
     await session.execute(
         update(WorkOrder).where(WorkOrder.citizen_id == gone_id).values(citizen_id=keep_id)
     )
-    # Personal data the survivor lacks is taken over, never overwritten.
-    for column in ("name_enc", "phone_enc", "phone_hash"):
-        if getattr(keep, column) is None and getattr(gone, column) is not None:
-            setattr(keep, column, getattr(gone, column))
+    # Personal data the survivor lacks is taken over, never overwritten; through the clear
+    # attributes, so it is encrypted again under the survivor's row (store/sealed.py).
+    for attribute in ("name", "phone", "phone_hash"):
+        if getattr(keep, attribute) is None and getattr(gone, attribute) is not None:
+            setattr(keep, attribute, getattr(gone, attribute))
     await session.flush()
     try:
         async with session.begin_nested():

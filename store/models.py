@@ -69,14 +69,17 @@ Base.metadata.naming_convention = {
 }
 
 
-class Citizen(Base):
-    """A person who wrote to 12345, possibly through several channels."""
+class Citizen(Base, SealedRow):
+    """A person who wrote to 12345, possibly through several channels. Name and phone are
+    stored encrypted (store/sealed.py) under the row's `public_id`."""
 
     __tablename__ = "citizen"
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    name = SealedText("name_enc")
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone = SealedText("phone_enc")
     phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     identities: Mapped[list[ChannelIdentity]] = relationship(back_populates="citizen")

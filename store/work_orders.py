@@ -127,7 +127,7 @@ async def _remember_phone(
     """The citizen's verified phone links their channels (and earlier orders) together."""
     citizen = await session.get_one(Citizen, citizen_id)
     if citizen.phone_hash is None:
-        citizen.phone_enc = cipher.encrypt(mobile)
+        citizen.phone = mobile
         citizen.phone_hash = phone_hash
     try:
         from store.links import link_by_verified_phone

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from store.crypto import PersonalDataCipher, UnreadableCiphertext
 from store.db import Database, sync_url
 from store.migrate import downgrade, upgrade
-from store.models import Base, Message, Rating, WorkOrder, WorkOrderEvent, utcnow
+from store.models import Base, Citizen, Message, Rating, WorkOrder, WorkOrderEvent, utcnow
 from store.schema import drop_all
 from tests.conftest import new_data_key
 
@@ -36,7 +36,7 @@ async def test_upgrade_head_matches_the_models(database_url: str) -> None:
 
 
 SEED_0002 = [
-    "INSERT INTO citizen (id, public_id, created_at) VALUES (1, 'c1', :now)",
+    "INSERT INTO citizen (id, public_id, phone_enc, created_at) VALUES (1, 'c1', :phone, :now)",
     "INSERT INTO channel_identity (id, channel, external_id, citizen_id, subscribed, created_at)"
     " VALUES (1, 'web', 'w1', 1, true, :now)",
     "INSERT INTO conversation (id, public_id, channel_identity_id, failed_fallbacks, created_at,"
@@ -91,6 +91,7 @@ async def test_0006_encrypts_existing_free_text_and_reads_it_back(database_url: 
             assert (await s.get_one(WorkOrderEvent, 1)).note == "晚上在家13812345678"
             assert (await s.get_one(Rating, 1)).comment == "处理很快"
             assert order.phone == "13812345678"
+            assert (await s.get_one(Citizen, 1)).phone == "13812345678"
         with engine.connect() as conn:
             [resealed] = conn.execute(text("SELECT phone_enc FROM work_order")).one()
         with pytest.raises(UnreadableCiphertext):

@@ -14,11 +14,11 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from bot.settings import Settings
-from store import conversations, work_orders
+from store import conversations, links, work_orders
 from store.categories import seed_taxonomy
 from store.crypto import DataKeyError, PersonalDataCipher, UnreadableCiphertext
 from store.db import Database
-from store.models import Message, WorkOrder
+from store.models import Citizen, Message, WorkOrder
 from tests.conftest import new_data_key
 from tests.fakes.rasa import FakeRasa
 from tests.integration.test_console_helpers import Console, make_agent, unique
@@ -200,3 +200,17 @@ async def test_console_shows_cards_and_landlines_masked_until_revealed(
         assert (await shown.json())["text"] == said
     finally:
         await agent.close()
+
+
+async def test_merged_citizen_keeps_a_phone_encrypted_under_its_own_row(db: Database) -> None:
+    async with db.session() as s:
+        older, newer = Citizen(), Citizen(phone="13812345678")
+        s.add_all([older, newer])
+        await s.flush()
+        survivor = await links.merge_citizens(s, older.id, newer.id)
+    async with db.session() as s:
+        kept = await s.get_one(Citizen, survivor)
+        assert kept.phone == "13812345678"
+    [(blob,)] = await _raw(db, "SELECT phone_enc FROM citizen WHERE id = :i", i=survivor)
+    with pytest.raises(UnreadableCiphertext):
+        db.cipher.decrypt(blob)  # bound to (citizen, phone_enc, its public_id)

@@ -1,6 +1,6 @@
 """encrypt free text at rest: message text, work-order description, location and delay reason,
 work-order event notes and rating comments (AES-GCM, associated data = table, column, row key);
-work orders' contact name and phone, encrypted before without associated data, get it too
+work orders' and citizens' names and phones, encrypted before without associated data, get it
 
 Existing rows are encrypted here, so the migration needs DATA_KEY when those tables hold data
 (`python -m store.migrate` passes the configured key; plain `alembic upgrade` reads DATA_KEY
@@ -47,6 +47,7 @@ SEALED: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
 # Columns encrypted before, without associated data: encrypted again with it.
 RESEALED: dict[str, tuple[str, list[str]]] = {
     "work_order": ("tracking_no", ["contact_name_enc", "phone_enc"]),
+    "citizen": ("public_id", ["name_enc", "phone_enc"]),
 }
 # The plain columns as 0001 created them, for the downgrade.
 PLAIN_NULLABLE = {"text": False, "description": False}
@@ -100,7 +101,7 @@ def _legacy(plaintext: str) -> bytes:
 def upgrade() -> None:
     bind = op.get_bind()
     # Refuse before the first change: SQLite does not roll DDL back.
-    for table in SEALED:
+    for table in (*SEALED, *RESEALED):
         if _holds_rows(table):
             _cipher(table)
     for table, (row_key, columns) in RESEALED.items():
