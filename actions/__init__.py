@@ -2,7 +2,11 @@
 store client (`store.client.StoreClient`) or the knowledge base (`actions.knowledge`)."""
 
 from store.client import warm_up_classifier
+from store.masking import install_log_mask
 
-# The action server imports this package at start-up: train the category classifier now, in
-# the background, so the first citizen's form turn stays inside the gateway's reply budget.
+# The action server imports this package at start-up: from here on every log record it writes
+# has phone, ID-card and bank-card numbers masked (the same mask as the gateway and Rasa).
+install_log_mask()
+# Train the category classifier now, in the background, so the first citizen's form turn stays
+# inside the gateway's reply budget.
 warm_up_classifier()

@@ -9,13 +9,14 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 
 from store.client import StoreClient
-from store.crypto import mask_text
+from store.masking import mask_text
 
 _shared_store: StoreClient | None = None
 
 HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
 MESSAGE_BUTTON = {"title": "登记工单", "payload": "/leave_message"}
 NONE_OF_THESE_BUTTON = {"title": "都不是，转人工", "payload": "/request_human"}
+MESSAGE_ID = "message_id"  # turn metadata the gateway sends: its stored message's id
 
 
 def shared_store() -> StoreClient:
@@ -70,6 +71,18 @@ def latest_user_timestamp(tracker: Tracker) -> float | None:
     for event in reversed(tracker.events):
         if event.get("event") == "user":
             return event.get("timestamp")
+    return None
+
+
+def latest_message_id(tracker: Tracker) -> int | None:
+    """The gateway's stored message of the latest user turn (metadata `message_id`), if any."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            value = (event.get("metadata") or {}).get(MESSAGE_ID)
+            try:
+                return int(value) if value is not None else None
+            except (TypeError, ValueError):
+                return None
     return None
 
 

@@ -25,11 +25,13 @@ from actions.common import (
     entity_value,
     is_payload,
     latest_intent,
+    latest_message_id,
     latest_text,
     latest_user_timestamp,
 )
 from store.client import StoreClient
-from store.crypto import mask_phone, normalize_mobile
+from store.crypto import normalize_mobile
+from store.masking import mask_phone, masked_mobile_in
 from store.views import KIND_LABELS, local_date
 
 log = logging.getLogger(__name__)
@@ -292,18 +294,27 @@ class ValidateWorkOrderForm(FormValidationAction):
             )
         return {CONFIRM_SLOT: None}
 
-    def validate_phone(
+    async def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        """A mainland mobile number (11 digits, 1[3-9]…)."""
-        digits = re.sub(r"[^\d+]", "", str(value or ""))
-        mobile = normalize_mobile(digits)
+        """A mainland mobile number (11 digits, 1[3-9]…), kept in the slot masked.
+
+        The gateway masks numbers before Rasa, so the answer reads `138****5678`: the number is
+        checked against the citizen's stored message of this turn; the order is filed with the
+        number from there (StoreClient.create_work_order), never from Rasa's tracker."""
+        text = str(value or "")
+        mobile = normalize_mobile(re.sub(r"[^\d+]", "", text))
+        masked = masked_mobile_in(text)
+        if mobile is None and masked is not None:
+            mobile = await self.store.unmask_phone(
+                sender_id=tracker.sender_id, masked=masked, message_id=latest_message_id(tracker)
+            )
         if mobile is None:
             dispatcher.utter_message(
                 text="手机号码格式不正确，请输入11位手机号，例如 13812345678。"
             )
             return {"phone": None}
-        return {"phone": mobile}
+        return {"phone": mask_phone(mobile)}
 
 
 class ActionSummarizeWorkOrder(StoreAction):

@@ -28,7 +28,7 @@ from store import work_orders
 from store.bus import MemoryBus
 from store.categories import seed_taxonomy
 from store.conversations import ensure_conversation
-from store.crypto import PersonalDataCipher
+from store.crypto import PersonalDataCipher, associated_data
 from store.db import Database
 from store.lookup import lookup
 from store.migrate import upgrade
@@ -37,7 +37,7 @@ from store.tracking import ALPHABET, _check_char
 ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-async def fill(url: str, rows: int, phone_blob: bytes, phone_hash: str) -> list[str]:
+async def fill(url: str, rows: int, cipher: PersonalDataCipher, phone_hash: str) -> list[str]:
     """Insert `rows` work orders with valid tracking numbers; returns a sample of them."""
     conn = await asyncpg.connect(url)
     sample: list[str] = []
@@ -55,8 +55,12 @@ async def fill(url: str, rows: int, phone_blob: bytes, phone_hash: str) -> list[
                         no,
                         "in_progress",
                         "report",
-                        "路灯不亮",
-                        phone_blob,
+                        cipher.encrypt(
+                            "路灯不亮", associated_data("work_order", "description_enc", no)
+                        ),
+                        cipher.encrypt(
+                            "13812345678", associated_data("work_order", "phone_enc", no)
+                        ),
                         phone_hash,
                         False,
                         now,
@@ -72,7 +76,7 @@ async def fill(url: str, rows: int, phone_blob: bytes, phone_hash: str) -> list[
                     "tracking_no",
                     "status",
                     "kind",
-                    "description",
+                    "description_enc",
                     "phone_enc",
                     "phone_hash",
                     "supervision",
@@ -100,12 +104,12 @@ async def main() -> None:
     try:
         await asyncio.to_thread(upgrade, url)
         cipher = PersonalDataCipher(base64.b64encode(secrets.token_bytes(32)).decode())
-        blob, phash = cipher.encrypt("13812345678"), cipher.keyed_hash("13812345678")
+        blob, phash = cipher.encrypt("小区路灯不亮"), cipher.keyed_hash("13812345678")
         t0 = time.perf_counter()
-        sample = await fill(url, args.rows, blob, phash)
+        sample = await fill(url, args.rows, cipher, phash)
         print(f"filled {args.rows:,} work orders in {time.perf_counter() - t0:.1f} s")
 
-        db, bus = Database(url), MemoryBus()
+        db, bus = Database(url, cipher=cipher), MemoryBus()
         timings = []
         for i in range(args.lookups):
             no = sample[i % len(sample)]
@@ -152,10 +156,11 @@ async def main() -> None:
         for i in range(args.creates):
             async with conn.transaction():
                 await conn.execute(
-                    "INSERT INTO work_order (tracking_no, status, kind, description, supervision,"
-                    " created_at, updated_at) "
-                    "VALUES ($1, 'received', 'report', '小区路灯不亮', false, now(), now())",
+                    "INSERT INTO work_order (tracking_no, status, kind, description_enc,"
+                    " supervision, created_at, updated_at) "
+                    "VALUES ($1, 'received', 'report', $2, false, now(), now())",
                     f"RAW-{i}-{uuid.uuid4().hex[:6]}",
+                    blob,
                 )
         raw = args.creates / (time.perf_counter() - t)
         await conn.close()

@@ -48,11 +48,12 @@ async def security_headers(request: web.Request, handler: Callable) -> web.Strea
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     for_nlu("預熱")  # load opencc now, not inside a platform's reply window
-    db = Database(settings.database_url)
+    cipher = PersonalDataCipher(settings.data_key.get_secret_value())
+    db = Database(settings.database_url, cipher=cipher)
     bus = create_bus(settings.redis_url)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     app[DB], app[BUS], app[HTTP] = db, bus, http
-    app[CIPHER] = PersonalDataCipher(settings.data_key.get_secret_value())
+    app[CIPHER] = cipher
     app[RASA] = RasaClient(
         settings.rasa_url, http, settings.rasa_timeout, settings.rasa_token.get_secret_value()
     )

@@ -6,15 +6,32 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from bot.client_address import limit_subject
 from bot.keys import BUS, CIPHER, DB
 from store.lookup import lookup
-from store.views import view_of
+from store.masking import mask_text
+from store.views import WorkOrderView, view_of
 
 STATIC = Path(__file__).parent / "static"
+# What the lookup page (static/lookup.js) shows, and nothing more: no description, location or
+# contact name for whoever holds a tracking number and four digits.
+PUBLIC_FIELDS = (
+    "tracking_no",
+    "status_label",
+    "category_name",
+    "department_name",
+    "created_at",
+    "response_due",
+    "result_due",
+    "phone_masked",
+    "delay_reason",
+    "supervision",
+    "timeline",
+)
 NOT_FOUND = "未找到匹配的工单，请核对工单号和手机号后4位。"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -47,7 +64,20 @@ async def get_work_order(request: web.Request) -> web.Response:
         if outcome.order is None:
             return web.json_response({"error": NOT_FOUND}, status=404)
         view = view_of(outcome.order, request.app[CIPHER])
-    return web.json_response(view.to_json(), headers={"Cache-Control": "no-store"})
+    return web.json_response(public_json(view), headers={"Cache-Control": "no-store"})
+
+
+def public_json(view: WorkOrderView) -> dict[str, Any]:
+    """The fields of PUBLIC_FIELDS, with numbers in free text (delay reason, notes) masked."""
+    data = view.to_json()
+    shown = {key: data[key] for key in PUBLIC_FIELDS}
+    if shown["delay_reason"]:
+        shown["delay_reason"] = mask_text(shown["delay_reason"])
+    shown["timeline"] = [
+        {**item, "note": mask_text(item["note"]) if item["note"] else None}
+        for item in shown["timeline"]
+    ]
+    return shown
 
 
 async def page(request: web.Request) -> web.FileResponse:

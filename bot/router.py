@@ -20,6 +20,7 @@ from store import conversations, handoffs
 from store.assignment import leave_message_instead
 from store.bus import Bus
 from store.db import Database
+from store.masking import mask_text
 from store.models import Conversation, Message
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,9 @@ class Router:
     ) -> list[Reply]:
         metadata = {"channel": msg.channel, MESSAGE_ID: stored.id}
         try:
-            replies = await self.rasa.send(conv.public_id, for_nlu(text), metadata)
+            # Rasa (and its tracker) sees phone, ID and bank numbers masked; the action server
+            # reads a number it needs from the stored message `MESSAGE_ID`.
+            replies = await self.rasa.send(conv.public_id, mask_text(for_nlu(text)), metadata)
         except RasaUnavailable as exc:
             log.warning("rasa unavailable for conversation %s: %s", conv.public_id, exc)
             async with self.db.session() as s:

@@ -141,7 +141,8 @@ async def work_order_report(
         "open": await count(is_open),
         "overdue": await count(is_open, WorkOrder.result_due < now),
         "supervision": await count(is_open, WorkOrder.supervision.is_(True)),
-        "delayed": await count(is_open, WorkOrder.delay_reason.is_not(None)),
+        # Whether a delay reason exists is visible without decrypting it (NULL stays NULL).
+        "delayed": await count(is_open, WorkOrder.delay_reason_enc.is_not(None)),
     }
 
 

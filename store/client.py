@@ -16,6 +16,7 @@ from store.bus import Bus, create_bus
 from store.crypto import PersonalDataCipher
 from store.db import Database
 from store.handoff_context import seal
+from store.masking import masked_mobile_in
 from store.models import Category, ChannelIdentity, Conversation, utcnow
 from store.views import WorkOrderView, view_of
 
@@ -50,7 +51,11 @@ class HandoffTicket:
 class StoreClient:
     """Async access to the store for actions; one instance per action-server process."""
 
-    def __init__(self, db: Database, bus: Bus, cipher: PersonalDataCipher) -> None:
+    def __init__(self, db: Database, bus: Bus, cipher: PersonalDataCipher | None = None) -> None:
+        """`cipher` defaults to the database's (the DATA_KEY that also seals free text)."""
+        cipher = cipher or db.cipher
+        if cipher is None:
+            raise ValueError("the action server's store needs the DATA_KEY cipher")
         self.db = db
         self.bus = bus
         self.cipher = cipher
@@ -61,11 +66,8 @@ class StoreClient:
         from bot.settings import get_settings
 
         settings = get_settings()
-        return cls(
-            Database(settings.database_url),
-            create_bus(settings.redis_url),
-            PersonalDataCipher(settings.data_key.get_secret_value()),
-        )
+        cipher = PersonalDataCipher(settings.data_key.get_secret_value())
+        return cls(Database(settings.database_url, cipher=cipher), create_bus(settings.redis_url))
 
     async def propose_category(self, text: str) -> CategoryProposal:
         """The most likely top-level category for a description."""
@@ -96,9 +98,15 @@ class StoreClient:
         contact_name: str,
         phone: str,
     ) -> WorkOrderView:
-        """File a work order for this conversation's citizen (idempotent on the key)."""
+        """File a work order for this conversation's citizen (idempotent on the key).
+
+        `phone` may be masked (`138****5678`, all Rasa ever sees): the number is then taken
+        from what this conversation's citizen typed (`unmask_phone`)."""
         async with self.db.session() as s:
             conv = await conversations.conversation_by_public_id(s, sender_id)
+            if conv is not None and masked_mobile_in(phone):
+                masked = masked_mobile_in(phone) or ""
+                phone = await conversations.mobile_behind(s, conv.id, masked) or phone
             order = await work_orders.create_work_order(
                 s,
                 self.cipher,
@@ -113,6 +121,17 @@ class StoreClient:
                 idempotency_key=idempotency_key,
             )
             return view_of(order, self.cipher)
+
+    async def unmask_phone(
+        self, *, sender_id: str, masked: str, message_id: int | None = None
+    ) -> str | None:
+        """The mobile number behind `masked` that this conversation's citizen typed (in
+        message `message_id`, the turn's stored message, or a recent one); None if none."""
+        async with self.db.session() as s:
+            conv = await conversations.conversation_by_public_id(s, sender_id)
+            if conv is None:
+                return None
+            return await conversations.mobile_behind(s, conv.id, masked, message_id)
 
     async def lookup(
         self, *, tracking_no: str, phone_last4: str | None, sender_id: str

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.masking import mask_phone, mobiles_in
 from store.models import ChannelIdentity, Citizen, Conversation, Handoff, Message, utcnow
 
 
@@ -175,6 +176,36 @@ async def record_intents(
         msg.intent, msg.confidence = turns[msg.id][0][:96], turns[msg.id][1]
         updated += 1
     return updated
+
+
+async def mobile_behind(
+    session: AsyncSession,
+    conversation_id: int,
+    masked: str,
+    message_id: int | None = None,
+    limit: int = 20,
+) -> str | None:
+    """The mobile number this conversation's citizen typed that shows as `masked`
+    (`138****5678`, what Rasa saw): in message `message_id` if it is theirs, else in their
+    latest `limit` messages. None if they never typed such a number."""
+    stmt = (
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.sender == "citizen")
+        .order_by(Message.id.desc())
+        .limit(limit)
+    )
+    candidates = list((await session.execute(stmt)).scalars())
+    if message_id is not None:
+        exact = await session.get(Message, message_id)
+        if exact is not None and exact.conversation_id == conversation_id:
+            candidates.insert(0, exact)
+    for msg in candidates:
+        if msg.sender != "citizen":
+            continue
+        for mobile in mobiles_in(msg.text):
+            if mask_phone(mobile) == masked:
+                return mobile
+    return None
 
 
 def message_json(msg: Message) -> dict[str, Any]:

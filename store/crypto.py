@@ -8,15 +8,39 @@ import hmac
 import os
 import re
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from store.masking import mask_phone, mask_text
+
+__all__ = [
+    "DataKeyError",
+    "PersonalDataCipher",
+    "UnreadableCiphertext",
+    "associated_data",
+    "mask_phone",
+    "mask_text",
+    "normalize_mobile",
+]
+
 MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
-_MOBILE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
-_ID_IN_TEXT = re.compile(r"(?<![\dA-Za-z])(\d{6})(\d{8})(\d{3}[\dXx])(?![\dA-Za-z])")
+
+
+VERSION = b"\x01"  # first byte of every ciphertext written with associated data
+NONCE_BYTES = 12
 
 
 class DataKeyError(RuntimeError):
     """DATA_KEY is missing or not 32 bytes of base64."""
+
+
+class UnreadableCiphertext(ValueError):
+    """A ciphertext does not decrypt: another key, or copied from another row or column."""
+
+
+def associated_data(table: str, column: str, row_key: str) -> bytes:
+    """The associated data of a value stored in `table`.`column` of the row `row_key`."""
+    return "\x1f".join((table, column, row_key)).encode("utf-8")
 
 
 class PersonalDataCipher:
@@ -32,14 +56,34 @@ class PersonalDataCipher:
         self._aead = AESGCM(key)
         self._hash_key = hashlib.sha256(b"hotline12345-hash|" + key).digest()
 
-    def encrypt(self, plaintext: str) -> bytes:
-        """Nonce + ciphertext; a fresh nonce each time."""
-        nonce = os.urandom(12)
-        return nonce + self._aead.encrypt(nonce, plaintext.encode("utf-8"), None)
+    def encrypt(self, plaintext: str, associated_data: bytes = b"") -> bytes:
+        """`VERSION` + nonce + ciphertext, a fresh nonce each time. `associated_data` (see
+        `associated_data()`) binds the ciphertext to where it is stored: it decrypts only with
+        the same bytes, so a ciphertext copied into another row or column fails."""
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, plaintext.encode("utf-8"), associated_data)
+        return VERSION + nonce + sealed
 
-    def decrypt(self, blob: bytes) -> str:
-        """Inverse of `encrypt`."""
-        return self._aead.decrypt(blob[:12], blob[12:], None).decode("utf-8")
+    def decrypt(self, blob: bytes, associated_data: bytes = b"") -> str:
+        """Inverse of `encrypt` with the same associated data; raises `UnreadableCiphertext`.
+
+        Ciphertexts written before the version byte existed (nonce + ciphertext, no associated
+        data) still decrypt: a legacy blob may start with the version byte by chance, so a
+        failed versioned decryption is retried the legacy way. That retry cannot accept a
+        versioned blob under the wrong associated data: read as legacy, its tag fails too.
+        """
+        blob = bytes(blob)
+        if blob[:1] == VERSION and len(blob) > 1 + NONCE_BYTES:
+            try:
+                body = blob[1:]
+                plain = self._aead.decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], associated_data)
+                return plain.decode("utf-8")
+            except InvalidTag:
+                pass
+        try:
+            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], None).decode("utf-8")
+        except (InvalidTag, ValueError) as exc:
+            raise UnreadableCiphertext("wrong key, or stored in another row or column") from exc
 
     def keyed_hash(self, value: str) -> str:
         """A stable HMAC of `value` to find equal phones without storing them in clear."""
@@ -57,14 +101,3 @@ def normalize_mobile(raw: str) -> str | None:
     elif digits.startswith("86") and len(digits) == 13:
         digits = digits[2:]
     return digits if MOBILE_RE.match(digits) else None
-
-
-def mask_phone(phone: str) -> str:
-    """138****5678."""
-    return phone[:3] + "****" + phone[-4:] if len(phone) >= 7 else "****"
-
-
-def mask_text(text: str) -> str:
-    """Masks mobile and ID-card numbers inside free text (for logs and the console)."""
-    text = _MOBILE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
-    return _ID_IN_TEXT.sub(lambda m: f"{m.group(1)}********{m.group(3)}", text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
@@ -12,6 +13,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+if TYPE_CHECKING:
+    from store.crypto import PersonalDataCipher
 
 
 def async_url(url: str) -> str:
@@ -34,17 +38,27 @@ def sync_url(url: str) -> str:
 
 
 class Database:
-    """One engine and its session factory, shared by a process."""
+    """One engine and its session factory, shared by a process.
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    `cipher` (from DATA_KEY) encrypts and decrypts the free text of messages and work orders
+    (store/sealed.py); without it those values can be neither written nor read.
+    """
+
+    def __init__(
+        self, url: str, *, echo: bool = False, cipher: PersonalDataCipher | None = None
+    ) -> None:
         self.url = async_url(url)
-        kwargs: dict = {"echo": echo}
+        self.cipher = cipher
+        # Errors and echo never print bound values: they are citizens' text and numbers.
+        kwargs: dict = {"echo": echo, "hide_parameters": True}
         if self.url.startswith("postgresql"):
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, info={"cipher": cipher}
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -74,11 +74,12 @@ async def merge_citizens(
     await session.execute(
         update(WorkOrder).where(WorkOrder.citizen_id == gone_id).values(citizen_id=keep_id)
     )
-    # Personal data the survivor lacks is taken over, never overwritten.
-    if keep.name_enc is None and gone.name_enc is not None:
-        keep.name_enc = gone.name_enc
+    # Personal data the survivor lacks is taken over, never overwritten; through the clear
+    # attributes, so it is encrypted again under the survivor's row (store/sealed.py).
+    if keep.name is None and gone.name is not None:
+        keep.name = gone.name
     if keep.phone_verified_at is None and gone.phone_verified_at is not None:
-        keep.phone_enc, keep.phone_hash = gone.phone_enc, gone.phone_hash
+        keep.phone, keep.phone_hash = gone.phone, gone.phone_hash
         keep.phone_verified_at = gone.phone_verified_at
     audit.record(session, f"merge:{via}", f"citizen:{gone_id}->{keep_id}", agent_id)
     await session.flush()
@@ -160,7 +161,7 @@ async def forget_phone(session: AsyncSession, citizen_id: int, *, by: str = "cit
     citizen = await session.get_one(Citizen, citizen_id, with_for_update=True)
     if citizen.phone_verified_at is None:
         return False
-    citizen.phone_enc = citizen.phone_hash = citizen.phone_verified_at = None
+    citizen.phone = citizen.phone_hash = citizen.phone_verified_at = None
     audit.record(session, f"forget_phone:{by}", f"citizen:{citizen_id}")
     await session.flush()
     return True

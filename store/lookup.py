@@ -83,8 +83,8 @@ async def lookup(
 
 
 def _digits_match(cipher: PersonalDataCipher, order: WorkOrder, last4: str) -> bool:
-    if order.phone_enc is None:
+    phone = order.phone  # decrypted with the session's cipher (store/sealed.py)
+    if phone is None:
         return False
-    phone = cipher.decrypt(order.phone_enc)
     given = "".join(ch for ch in last4 if ch.isdigit())[-4:]
     return hmac.compare_digest(phone[-4:].encode(), given.encode())

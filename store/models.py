@@ -23,6 +23,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from store import sealed
+from store.sealed import SealedRow, SealedText
+
 
 def utcnow() -> datetime:
     """Timezone-aware now in UTC; every timestamp in the store is UTC."""
@@ -66,18 +69,21 @@ Base.metadata.naming_convention = {
 }
 
 
-class Citizen(Base):
+class Citizen(Base, SealedRow):
     """A person who wrote to 12345, possibly through several channels.
 
     `phone_*` is the phone this citizen proved by an SMS one-time code (`phone_verified_at`);
     a phone typed into a work-order form stays on that order and never reaches the citizen.
+    Name and phone are stored encrypted (store/sealed.py) under the row's `public_id`.
     """
 
     __tablename__ = "citizen"
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    name = SealedText("name_enc")
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone = SealedText("phone_enc")
     phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     phone_verified_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -132,8 +138,9 @@ class Conversation(Base):
     identity: Mapped[ChannelIdentity] = relationship()
 
 
-class Message(Base):
-    """One turn, stored before it is processed. `channel_message_id` dedupes retries."""
+class Message(Base, SealedRow):
+    """One turn, stored before it is processed. `channel_message_id` dedupes retries.
+    `text` is stored encrypted (store/sealed.py) under the row's `public_id`."""
 
     __tablename__ = "message"
     __table_args__ = (
@@ -141,9 +148,11 @@ class Message(Base):
         Index("ix_message_conversation_created", "conversation_id", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"))
     sender: Mapped[str] = mapped_column(String(8))  # citizen | bot | agent | system
-    text: Mapped[str] = mapped_column(Text, default="")
+    text_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    text = SealedText("text_enc", default="")
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # buttons, link, attachments
     channel_message_id: Mapped[str | None] = mapped_column(String(128))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
@@ -230,10 +239,13 @@ class Category(Base):
     result_days: Mapped[int] = mapped_column(Integer, default=15)
 
 
-class WorkOrder(Base):
-    """A 工单. `tracking_no` is the only id a citizen ever sees."""
+class WorkOrder(Base, SealedRow):
+    """A 工单. `tracking_no` is the only id a citizen ever sees. Description, location, delay
+    reason, contact name and phone are stored encrypted (store/sealed.py) under the tracking
+    number."""
 
     __tablename__ = "work_order"
+    __row_key__ = "tracking_no"
     id: Mapped[int] = mapped_column(primary_key=True)
     tracking_no: Mapped[str] = mapped_column(String(32), unique=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
@@ -245,15 +257,20 @@ class WorkOrder(Base):
     channel_identity_id: Mapped[int | None] = mapped_column(
         ForeignKey("channel_identity.id"), index=True
     )
-    description: Mapped[str] = mapped_column(Text)
-    location: Mapped[str | None] = mapped_column(Text)
+    description_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    description = SealedText("description_enc", default="")
+    location_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    location = SealedText("location_enc")
     contact_name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    contact_name = SealedText("contact_name_enc")
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone = SealedText("phone_enc")
     phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     response_due: Mapped[datetime | None] = mapped_column()
     result_due: Mapped[datetime | None] = mapped_column()
     supervision: Mapped[bool] = mapped_column(Boolean, default=False)
-    delay_reason: Mapped[str | None] = mapped_column(Text)
+    delay_reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    delay_reason = SealedText("delay_reason_enc")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     events: Mapped[list[WorkOrderEvent]] = relationship(
@@ -263,30 +280,36 @@ class WorkOrder(Base):
     department: Mapped[Department | None] = relationship()
 
 
-class WorkOrderEvent(Base):
-    """Append-only history of a work order: who, when, from-status, to-status, note."""
+class WorkOrderEvent(Base, SealedRow):
+    """Append-only history of a work order: who, when, from-status, to-status, note (stored
+    encrypted under the row's `public_id`)."""
 
     __tablename__ = "work_order_event"
     id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     work_order_id: Mapped[int] = mapped_column(ForeignKey("work_order.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16), default="transition")
     # transition | supervision | delay | rating | note
     actor: Mapped[str] = mapped_column(String(64))
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str | None] = mapped_column(String(16))
-    note: Mapped[str | None] = mapped_column(Text)
+    note_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    note = SealedText("note_enc")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     work_order: Mapped[WorkOrder] = relationship(back_populates="events")
 
 
-class Rating(Base):
-    """The citizen's 评价 after 办结: satisfied, basically_satisfied or unsatisfied."""
+class Rating(Base, SealedRow):
+    """The citizen's 评价 after 办结: satisfied, basically_satisfied or unsatisfied; the
+    comment is stored encrypted under the row's `public_id`."""
 
     __tablename__ = "rating"
     id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     work_order_id: Mapped[int] = mapped_column(ForeignKey("work_order.id"), index=True)
     score: Mapped[str] = mapped_column(String(24))
-    comment: Mapped[str | None] = mapped_column(Text)
+    comment_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    comment = SealedText("comment_enc")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -313,3 +336,6 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+sealed.listen(Base)

@@ -89,7 +89,7 @@ def view_of(order: WorkOrder, cipher: PersonalDataCipher) -> WorkOrderView:
         else:
             label = EVENT_LABELS.get(ev.kind, ev.kind)
         timeline.append(TimelineItem(at=ev.created_at, label=label, note=ev.note))
-    phone = cipher.decrypt(order.phone_enc) if order.phone_enc else None
+    phone = order.phone
     return WorkOrderView(
         tracking_no=order.tracking_no,
         status=order.status,

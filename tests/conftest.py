@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import create_app
 from bot.settings import Settings
+from store.crypto import PersonalDataCipher
 from store.db import Database
 from store.schema import create_all
 from tests.fakes.rasa import FakeRasa
@@ -51,9 +52,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
+def data_key() -> str:
+    """The DATA_KEY of one test: the gateway under test and the `db` fixture share it."""
+    return new_data_key()
+
+
+def database_of(settings: Settings) -> Database:
+    """Another connection to the database of a gateway under test, with its DATA_KEY."""
+    cipher = PersonalDataCipher(settings.data_key.get_secret_value())
+    return Database(settings.database_url, cipher=cipher)
+
+
+@pytest.fixture
+async def db(database_url: str, data_key: str) -> AsyncIterator[Database]:
     """A database with an empty, current schema."""
-    database = Database(database_url)
+    database = Database(database_url, cipher=PersonalDataCipher(data_key))
     from store.schema import drop_all
 
     await drop_all(database)
@@ -72,7 +85,7 @@ async def fake_rasa() -> AsyncIterator[FakeRasa]:
 
 
 @pytest.fixture
-def settings(database_url: str, fake_rasa: FakeRasa) -> Settings:
+def settings(database_url: str, fake_rasa: FakeRasa, data_key: str) -> Settings:
     """Settings for a gateway under test (no .env file is read)."""
     return Settings(
         _env_file=None,
@@ -81,7 +94,7 @@ def settings(database_url: str, fake_rasa: FakeRasa) -> Settings:
         rasa_url=fake_rasa.url,
         action_server_url="http://127.0.0.1:9",
         rasa_timeout=1.5,
-        data_key=new_data_key(),
+        data_key=data_key,
         session_secret=secrets.token_urlsafe(32),
     )
 

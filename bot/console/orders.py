@@ -198,13 +198,10 @@ async def _contact(
     order = await work_orders.by_tracking_no(session, number) if number else None
     if order is None or await access(session, user, order) is None:
         raise NotFound(NOT_FOUND)
-    cipher = request.app[CIPHER]
     return str(number), {
         "tracking_no": number,
-        "contact_name": (
-            cipher.decrypt(order.contact_name_enc) if order.contact_name_enc else None
-        ),
-        "phone": cipher.decrypt(order.phone_enc) if order.phone_enc else None,
+        "contact_name": order.contact_name,
+        "phone": order.phone,
         "description": order.description,
         "location": order.location,
     }

@@ -143,8 +143,8 @@ def order_json(
     `order.events`, `category` and `department` must be loaded."""
     from store.lifecycle import STATUS_LABELS
 
-    phone = cipher.decrypt(order.phone_enc) if order.phone_enc else ""
-    name = cipher.decrypt(order.contact_name_enc) if order.contact_name_enc else ""
+    phone = order.phone or ""
+    name = order.contact_name or ""
     description = mask_text(order.description or "")
     location = mask_text(order.location) if order.location else None
     timeline = [

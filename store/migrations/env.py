@@ -31,7 +31,7 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     """Run migrations against the configured database."""
     url = _url()
-    engine = create_engine(url, poolclass=pool.NullPool)
+    engine = create_engine(url, poolclass=pool.NullPool, hide_parameters=True)
     with engine.connect() as connection:
         context.configure(
             connection=connection,

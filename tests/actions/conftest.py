@@ -18,10 +18,9 @@ from actions.knowledge import KnowledgeBase
 from store import conversations
 from store.bus import create_bus
 from store.client import StoreClient
-from store.crypto import PersonalDataCipher
 from store.db import Database
 from store.models import Category, Department
-from tests.conftest import REDIS_URL, new_data_key
+from tests.conftest import REDIS_URL
 
 HERE = Path(__file__).parent
 _PLACEHOLDER = re.compile(r"\$([A-Z][A-Z0-9_]*)")
@@ -78,7 +77,7 @@ async def store(db: Database) -> AsyncIterator[StoreClient]:
     """A store client on the test database (taxonomy seeded) and the real Redis."""
     await _seed_categories(db)
     bus = create_bus(REDIS_URL, prefix=f"h12345test:{uuid.uuid4().hex}:")
-    client = StoreClient(db, bus, PersonalDataCipher(new_data_key()))
+    client = StoreClient(db, bus)
     yield client
     await client.bus.close()
 

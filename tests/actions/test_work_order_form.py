@@ -59,11 +59,11 @@ async def test_bad_phone_is_rejected_with_a_hint(store: StoreClient, domain: dic
     assert "11位手机号" in texts(dispatcher)[0]
 
 
-async def test_good_phone_is_normalised(store: StoreClient, domain: dict) -> None:
+async def test_good_phone_is_normalised_and_kept_masked(store: StoreClient, domain: dict) -> None:
     dispatcher = CollectingDispatcher()
     tracker = load_tracker("form_phone_good", sender="s", category=await a_category(store))
     events = await ValidateWorkOrderForm(store).run(dispatcher, tracker, domain)
-    assert slot_events(events)["phone"] == "13812345678"
+    assert slot_events(events)["phone"] == "138****5678"
     assert texts(dispatcher) == []
 
 
@@ -200,9 +200,10 @@ def test_confirmation_is_the_last_thing_the_form_asks(domain: dict) -> None:
 async def test_failed_submission_keeps_the_answers_and_asks_for_confirmation_again(
     tmp_path, sender: str, store: StoreClient
 ) -> None:
-    broken_db = Database(f"sqlite:///{tmp_path}/no-schema.db")  # no tables: inserts fail
+    cipher = PersonalDataCipher(new_data_key())
+    broken_db = Database(f"sqlite:///{tmp_path}/no-schema.db", cipher=cipher)  # no tables
     bus = create_bus(REDIS_URL, prefix="h12345test:broken:")
-    broken = StoreClient(broken_db, bus, PersonalDataCipher(new_data_key()))
+    broken = StoreClient(broken_db, bus)
     dispatcher = CollectingDispatcher()
     tracker = load_tracker("form_confirmed", sender=sender, category=await a_category(store))
     try:

@@ -81,6 +81,8 @@ def start_stack(
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{gateway_port}",
         "SANIC_HOST": "127.0.0.1",
         "PYTHONUNBUFFERED": "1",
+        # Rasa loads deploy/rasa-logging.yml (the log mask) before it adds the cwd to sys.path.
+        "PYTHONPATH": str(ROOT),
         **(extra_env or {}),
     }
     if "REDIS_URL" not in (extra_env or {}):
@@ -101,6 +103,8 @@ def start_stack(
         "rasa": [
             str(ROOT / ".venv-rasa" / "bin" / "rasa"),
             "run",
+            "--logging-config-file",
+            str(ROOT / "deploy" / "rasa-logging.yml"),
             "--model",
             str(MODEL),
             "--enable-api",

@@ -7,6 +7,8 @@ different citizen can see its status only with the phone's last 4 digits.
 from __future__ import annotations
 
 import json
+import sqlite3
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -95,6 +97,31 @@ def test_report_then_lookup_with_phone_digits(stack: Stack) -> None:
 
     mine = text_of(say(stack, filer, "我的工单"))
     assert number in mine
+
+
+def rasa_tracker(stack: Stack, external_id: str) -> str:
+    """Rasa's own tracker (all events) of a REST citizen's conversation, as JSON text."""
+    with sqlite3.connect(stack.database_url.removeprefix("sqlite:///")) as conn:
+        [(public_id,)] = conn.execute(
+            "SELECT c.public_id FROM conversation c JOIN channel_identity i"
+            " ON c.channel_identity_id = i.id WHERE i.channel = 'rest' AND i.external_id = ?",
+            (external_id,),
+        ).fetchall()
+    query = urllib.parse.urlencode({"include_events": "ALL", "token": stack.env["RASA_TOKEN"]})
+    url = f"{stack.rasa}/conversations/{public_id}/tracker?{query}"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return resp.read().decode()
+
+
+def test_rasa_never_holds_the_phone_in_clear_but_the_order_has_it(stack: Stack) -> None:
+    filer = f"e2e-{uuid.uuid4().hex[:8]}"
+    number = file_a_work_order(stack, filer)
+    tracker = rasa_tracker(stack, filer)
+    assert '"phone"' in tracker and PHONE[:3] + "****" + PHONE[-4:] in tracker
+    assert PHONE not in tracker
+    other = f"e2e-{uuid.uuid4().hex[:8]}"
+    say(stack, other, f"查询工单 {number}")
+    assert number in text_of(say(stack, other, PHONE[-4:]))  # filed with the real mobile
 
 
 def test_unknown_tracking_number_gets_the_same_answer_as_wrong_digits(stack: Stack) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from store.db import Database
 from store.models import Handoff, Message
+from tests.conftest import database_of
 
 
 async def test_rest_returns_rasa_shape_with_buttons(gateway, fake_rasa) -> None:
@@ -44,7 +44,7 @@ async def test_rasa_down_apologises_stores_and_hands_off(gateway, fake_rasa, set
     )
     body = await resp.json()
     assert "人工" in body[0]["text"]
-    db = Database(settings.database_url)
+    db = database_of(settings)
     async with db.session() as s:
         texts = [m.text for m in (await s.execute(select(Message))).scalars()]
         handoff = (await s.execute(select(Handoff))).scalar_one()

@@ -20,6 +20,7 @@ from bot.settings import Settings
 from store import handoffs
 from store.db import Database
 from store.models import ChannelIdentity, Conversation, Message
+from tests.conftest import database_of
 from tests.fakes.rasa import FakeRasa
 from tests.fakes.telegram_api import (
     TOKEN,
@@ -98,7 +99,7 @@ async def test_text_message_is_answered_in_the_same_chat(tg, tg_api, fake_rasa, 
     assert len(sent) == 1
     assert sent[0]["chat_id"] == str(CHAT)
     assert sent[0]["text"] == "收到：路灯坏了"
-    db = Database(settings.database_url)
+    db = database_of(settings)
     async with db.session() as s:
         identity = (await s.execute(select(ChannelIdentity))).scalar_one()
         texts = [m.text for m in (await s.execute(select(Message).order_by(Message.id))).scalars()]
@@ -170,7 +171,7 @@ async def test_malformed_json_is_400_and_nothing_is_processed(tg, tg_api, fake_r
 
 
 async def citizen_messages(settings: Settings) -> list[Message]:
-    db = Database(settings.database_url)
+    db = database_of(settings)
     try:
         async with db.session() as s:
             stmt = select(Message).where(Message.sender == "citizen").order_by(Message.id)
@@ -250,7 +251,7 @@ async def test_media_while_an_agent_owns_the_chat_is_stored_silently(
     tg, tg_api, fake_rasa, tg_settings
 ) -> None:
     await post_update(tg, text_update(40, CHAT, "转人工"))
-    db = Database(tg_settings.database_url)
+    db = database_of(tg_settings)
     try:
         async with db.session() as s:
             conv = (await s.execute(select(Conversation))).scalar_one()
@@ -287,7 +288,7 @@ async def test_send_to_blocked_user_raises_and_unsubscribes(tg, tg_api, settings
     with pytest.raises(DeliveryError) as info:
         await tg.app[TELEGRAM].send(str(CHAT), [Reply("您的工单已办结")])
     assert info.value.retry is False  # blocked stays blocked until they write again
-    db = Database(settings.database_url)
+    db = database_of(settings)
     async with db.session() as s:
         identity = (await s.execute(select(ChannelIdentity))).scalar_one()
     assert identity.subscribed is False
@@ -324,11 +325,8 @@ async def test_a_keyed_push_is_stored_once_however_often_it_is_retried(tg, tg_ap
     assert await router.push(conv_id, notice, key="outbox:7") is Delivery.RETRY
     assert await router.push(conv_id, notice, key="outbox:7") is Delivery.DELIVERED
     async with router.db.session() as s:
-        stored = (
-            (await s.execute(select(Message).where(Message.text == "您的工单已派单。")))
-            .scalars()
-            .all()
-        )
+        rows = (await s.execute(select(Message))).scalars().all()
+        stored = [m for m in rows if m.text == "您的工单已派单。"]  # text is encrypted
     [message] = stored
     assert message.status == "processed" and "undelivered" not in (message.payload or {})
     assert [p["text"] for p in tg_api.called("sendMessage")][-3:] == ["您的工单已派单。"] * 3

@@ -17,7 +17,7 @@ from store import lookup as lookup_rules
 from store.bus import MemoryBus, RedisBus
 from store.categories import seed_taxonomy
 from store.conversations import ensure_conversation
-from store.crypto import PersonalDataCipher
+from store.crypto import PersonalDataCipher, associated_data
 from store.lookup import lookup
 from store.models import Outbox, WorkOrder, WorkOrderEvent
 from store.tracking import normalize
@@ -68,7 +68,8 @@ async def test_phone_is_encrypted_at_rest(db, cipher) -> None:
             await s.execute(select(WorkOrder.phone_enc).where(WorkOrder.id == order.id))
         ).scalar()
     assert b"13812345678" not in raw
-    assert cipher.decrypt(raw) == "13812345678"
+    where = associated_data("work_order", "phone_enc", order.tracking_no)
+    assert db.cipher.decrypt(raw, where) == "13812345678"
 
 
 async def test_same_idempotency_key_files_one_order(db, cipher) -> None:
