@@ -6,6 +6,7 @@ which is the gateway's `Conversation.public_id`.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,8 @@ class CategoryProposal:
     code: str
     name: str
     confidence: float
+    confident: bool = False
+    """True when the classifier is sure enough to fill the category without asking."""
 
 
 @dataclass(frozen=True)
@@ -70,11 +73,14 @@ class StoreClient:
         return cls(Database(settings.database_url, cipher=cipher), create_bus(settings.redis_url))
 
     async def propose_category(self, text: str) -> CategoryProposal:
-        """The most likely top-level category for a description."""
+        """The most likely top-level category for a description (computed in a worker
+        thread: the first call trains the model, and e5 embedding takes ~50-150 ms)."""
         from store.classify import get_classifier
 
-        proposal = get_classifier().propose(text)
-        return CategoryProposal(proposal.code, proposal.name, proposal.confidence)
+        proposal = await asyncio.to_thread(lambda: get_classifier().propose(text))
+        return CategoryProposal(
+            proposal.code, proposal.name, proposal.confidence, not proposal.needs_confirmation
+        )
 
     async def categories(self) -> list[tuple[str, str]]:
         """Top-level categories as (code, name)."""

@@ -51,6 +51,25 @@ async def test_masked_answer_of_another_conversation_is_refused(
     assert "11位手机号" in texts(dispatcher)[0]
 
 
+async def test_a_story_with_a_masked_mobile_fills_the_phone_only_when_this_citizen_typed_it(
+    store: StoreClient, domain: dict
+) -> None:
+    story = "翠竹苑小区4栋电梯坏了一个礼拜没人修，我姓王，手机{}，请尽快处理"
+    typist, stranger = await new_sender(store, "phone-4"), await new_sender(store, "phone-5")
+    typed = await _typed(store, "phone-4", story.format("13812340001"))
+    # The stranger's turn points at the typist's message: not theirs, so no phone.
+    for sender, expected in ((typist, "138****0001"), (stranger, None)):
+        tracker = load_tracker(
+            "form_activated_with_story",
+            sender=sender,
+            description=story.format("138****0001"),  # as the gateway sends it to Rasa
+            message_id=typed,
+        )
+        events = await ValidateWorkOrderForm(store).run(CollectingDispatcher(), tracker, domain)
+        assert slot_events(events).get("phone") == expected
+        assert "13812340001" not in str(events)
+
+
 async def test_order_is_filed_with_the_real_mobile_behind_the_masked_slot(
     store: StoreClient,
 ) -> None:
