@@ -23,13 +23,22 @@ from store.models import ChannelIdentity, Conversation, Handoff, Message
 WELCOME = ("bot", "您好，我是12345智能助手。")
 
 
-async def next_frame(ws: aiohttp.ClientWebSocketResponse, wait: float = 5.0) -> dict[str, Any]:
+# Waits for a frame, not sleeps: generous, so a loaded CI machine does not fail a turn that is
+# merely slow; a frame that never comes still fails the test.
+FRAME_WAIT_SECONDS = 20.0
+
+
+async def next_frame(
+    ws: aiohttp.ClientWebSocketResponse, wait: float = FRAME_WAIT_SECONDS
+) -> dict[str, Any]:
     msg = await ws.receive(timeout=wait)
     assert msg.type == aiohttp.WSMsgType.TEXT, f"expected a text frame, got {msg.type}"
     return json.loads(msg.data)
 
 
-async def until(ws, predicate, wait: float = 5.0) -> tuple[dict[str, Any], list[dict]]:
+async def until(
+    ws, predicate, wait: float = FRAME_WAIT_SECONDS
+) -> tuple[dict[str, Any], list[dict]]:
     """Read frames until one matches; returns it and every frame read on the way."""
     seen: list[dict[str, Any]] = []
     async with asyncio.timeout(wait):
