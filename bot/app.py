@@ -32,6 +32,7 @@ FEATURES: list[str] = [
     "bot.lookup",
     "bot.classify_api",
     "bot.notifier",
+    "bot.sweeper",
 ]
 
 
@@ -57,9 +58,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         settings.rasa_url, http, settings.rasa_timeout, settings.rasa_token.get_secret_value()
     )
     app[ROUTER] = Router(
-        db, bus, app[RASA], app[CHANNELS], interceptors=[partial(linking.intercept, app)]
+        db,
+        bus,
+        app[RASA],
+        app[CHANNELS],
+        interceptors=[partial(linking.intercept, app)],
+        answer_within_seconds=settings.answer_within_seconds,
+        answer_max_tries=settings.answer_max_tries,
     )
     yield
+    await app[ROUTER].drain(cancel=True)
     await http.close()
     await bus.close()
     await db.close()
