@@ -3,7 +3,7 @@
 Every request is signature-checked. Without an EncodingAESKey the account runs in plaintext
 mode; with one, only AES safe-mode posts (`encrypt_type=aes`, `msg_signature` over the
 ciphertext) are accepted, since a plaintext post's signature does not cover its body. A
-(timestamp, nonce) pair is remembered for the timestamp window and refused with another body.
+(timestamp, nonce) pair is remembered for the timestamp window and refused with another message.
 Each turn is computed once however often WeChat retries it (dedupe on FromUserName + MsgId, or
 FromUserName + CreateTime + Event + EventKey for events, through the bus). An answer ready
 within `wechat_reply_budget` seconds is the passive reply of the request WeChat is still
@@ -295,11 +295,12 @@ class WeChatChannel:
             return web.Response(status=403, text="stale timestamp")
         return None
 
-    async def _fresh_nonce(self, timestamp: str, nonce: str, body: bytes) -> bool:
-        """Remember each (timestamp, nonce) for the timestamp window with the body it signed;
-        False when it comes back with another body. The same body again is WeChat's own retry
-        (or a replay of it), which the turn's dedupe answers once."""
-        digest = hashlib.sha256(body).hexdigest()
+    async def _fresh_nonce(self, timestamp: str, nonce: str, turn: str) -> bool:
+        """Remember each (timestamp, nonce) for the timestamp window with the message (turn
+        key) it came with; False when it comes back with another message. The same message
+        again is WeChat's own retry (or a replay of it), which the turn's dedupe answers
+        once; comparing messages, not bytes, keeps a retry encrypted afresh acceptable."""
+        digest = hashlib.sha256(turn.encode()).hexdigest()
         key = f"wechat:nonce:{timestamp}:{nonce}"
         ttl = 2 * self.settings.wechat_timestamp_window
         if await self.bus.set_nx(key, digest, ttl):
@@ -327,9 +328,6 @@ class WeChatChannel:
             # only safe-mode posts (msg_signature over the ciphertext) are believed.
             log.warning("wechat POST refused: plaintext while safe mode is configured")
             return web.Response(status=403, text="safe mode required")
-        if not await self._fresh_nonce(q.get("timestamp", ""), q.get("nonce", ""), body):
-            log.warning("wechat POST refused: nonce reused for another body (a replay)")
-            return web.Response(status=403, text="nonce reused")
         try:
             if encrypted:
                 if self.cipher is None:
@@ -351,6 +349,9 @@ class WeChatChannel:
             return web.Response(status=400, text=str(exc))
         if not msg.get("FromUserName") or not msg.get("MsgType"):
             return web.Response(status=400, text="FromUserName and MsgType are required")
+        if not await self._fresh_nonce(q.get("timestamp", ""), q.get("nonce", ""), turn_key(msg)):
+            log.warning("wechat POST refused: nonce reused for another message (a replay)")
+            return web.Response(status=403, text="nonce reused")
         answer = await self.process(msg, deadline)
         if not answer:
             return web.Response(text=SUCCESS, content_type="text/plain")
