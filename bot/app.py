@@ -8,6 +8,8 @@ from functools import partial
 
 import aiohttp
 from aiohttp import web
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 
 from bot import health, linking
 from bot.channels import rest
@@ -46,6 +48,25 @@ async def security_headers(request: web.Request, handler: Callable) -> web.Strea
     return response
 
 
+# What a request meets while the database or Redis is down or restarting.
+BACKEND_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, RedisError, ConnectionError)
+
+
+@web.middleware
+async def backend_unavailable(request: web.Request, handler: Callable) -> web.StreamResponse:
+    """A request that meets a database or Redis outage gets a clean 503 (platforms and
+    clients retry on it) instead of a 500 with a stack trace in the log for each one."""
+    try:
+        return await handler(request)
+    except BACKEND_ERRORS as exc:
+        log.warning(
+            "%s %s: backend unavailable (%s)", request.method, request.path, type(exc).__name__
+        )
+        return web.json_response(
+            {"error": "服务暂时不可用，请稍后再试。"}, status=503, headers={"Retry-After": "5"}
+        )
+
+
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     for_nlu("預熱")  # load opencc now, not inside a platform's reply window
@@ -76,7 +97,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> web.Application:
     """Build the gateway. Resources open on start-up and close on clean-up."""
     settings = settings or get_settings()
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[security_headers])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, middlewares=[security_headers, backend_unavailable]
+    )
     app[SETTINGS] = settings
     app[CHANNELS] = ChannelRegistry()
     app.cleanup_ctx.append(_resources)

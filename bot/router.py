@@ -419,7 +419,14 @@ class Router:
                 m.payload = rest or None
 
     async def _announce(self, conv: Conversation, msg: Message) -> None:
-        """Tell live consoles (and other tabs of the widget) about a new message."""
+        """Tell live consoles (and other tabs of the widget) about a new message. Best effort:
+        with the bus down the message is stored all the same, and consoles reload it."""
+        try:
+            await self._publish(conv, msg)
+        except Exception as exc:
+            log.warning("message %s not announced to consoles: %s", msg.id, type(exc).__name__)
+
+    async def _publish(self, conv: Conversation, msg: Message) -> None:
         await self.bus.publish(
             CONSOLE_TOPIC,
             {
