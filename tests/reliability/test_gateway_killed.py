@@ -1,8 +1,12 @@
 """The gateway killed (SIGKILL) with status notices pending: after the restart each notice
 reaches the citizen once. Telegram (the local fake Bot API) is down while the first process
-tries them, so they are pending when it dies; it is back when the new process starts."""
+tries them, so they are pending when it dies; it is back when the new process starts. And a
+gateway killed in the middle of a push (Telegram has not answered yet) makes the push again
+after the restart: what was "told" lives in Redis, and is written only after delivery."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +17,7 @@ from store.crypto import PersonalDataCipher
 from store.db import Database
 from store.models import Message, Outbox
 from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI
-from tests.reliability.conftest import gateway_env, migrate, wait_for
+from tests.reliability.conftest import PrivateRedis, gateway_env, migrate, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 CHATS = (810001, 810002, 810003)
@@ -101,6 +105,53 @@ async def test_notices_pending_when_the_gateway_is_killed_are_each_delivered_onc
                     ).scalars()
                 )
             assert [m.status for m in stored] == ["processed"]  # stored once, delivered
+    finally:
+        await db.close()
+        await telegram.close()
+
+
+async def test_a_push_cut_off_by_the_kill_is_made_after_the_restart(
+    tmp_path, gateways, private_redis: PrivateRedis
+) -> None:
+    telegram = FakeTelegramAPI()
+    await telegram.start()
+    telegram.stall = asyncio.Event()  # Telegram takes the first push and does not answer
+    database_url = f"sqlite:///{tmp_path / 'hotline.db'}"
+    env = gateway_env(
+        database_url,
+        REDIS_URL=private_redis.url,
+        TELEGRAM_TOKEN=TOKEN,
+        TELEGRAM_SECRET_TOKEN="reliability_webhook-secret",
+        TELEGRAM_API_BASE=telegram.base_url,
+    )
+    migrate(env)
+    db = Database(database_url)
+    try:
+        gateway = gateways(env)
+        await gateway.start()
+        numbers = await file_and_dispatch(db, PersonalDataCipher(env["DATA_KEY"]))
+
+        async def pushing() -> bool:
+            return len(telegram.called("sendMessage")) >= 1
+
+        await wait_for(pushing, 30, "the first push reaching Telegram")
+        gateway.kill()  # while Telegram has not answered
+        before = len(telegram.calls)
+        telegram.stall.set()
+        telegram.stall = None
+
+        await gateway.start()
+
+        async def all_delivered() -> bool:
+            async with db.session() as s:
+                rows = list((await s.execute(select(Outbox))).scalars())
+            return len(rows) == len(CHATS) and all(r.delivered_at is not None for r in rows)
+
+        await wait_for(all_delivered, 60, "every notice delivered after the restart")
+        after = [p for m, p in telegram.calls[before:] if m == "sendMessage"]
+        for chat in CHATS:
+            told = [p["text"] for p in after if str(p["chat_id"]) == str(chat)]
+            assert len(told) == 1 and numbers[chat] in told[0], (chat, told)
     finally:
         await db.close()
         await telegram.close()
