@@ -39,6 +39,7 @@ class FakeRasa(LocalServer):
     def __init__(self, responder: Responder = echo) -> None:
         self.responder = responder
         self.delay = 0.0
+        self.stall: asyncio.Event | None = None  # turns are answered only once this is set
         self.status = 200
         self.received: list[dict[str, Any]] = []
         self.understood: list[dict[str, Any]] = []  # turns answered 200, as Rasa's tracker keeps
@@ -57,6 +58,8 @@ class FakeRasa(LocalServer):
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.received.append(body)
+        if self.stall is not None:  # a turn that hangs in Rasa (a slow action, say)
+            await self.stall.wait()
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.status != 200:
