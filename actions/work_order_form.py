@@ -453,10 +453,34 @@ class ActionSummarizeWorkOrder(StoreAction):
         return []
 
 
+START_ACTION = "action_start_work_order"
+
+
+def form_started_at(tracker: Tracker) -> float | None:
+    """Timestamp of the latest `action_start_work_order`: identifies one run of the form."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "action" and event.get("name") == START_ACTION:
+            return event.get("timestamp")
+    return None
+
+
 def idempotency_key(tracker: Tracker) -> str:
-    """Stable per confirming message: the same action call retried gives the same key."""
-    stamp = latest_user_timestamp(tracker)
-    raw = f"{tracker.sender_id}|{stamp}"
+    """One order per run of the form, whatever happens to the turns that confirm it.
+
+    A turn that timed out at the gateway still runs (and files), but Rasa may not keep what
+    it did, so the citizen confirms again: keyed by the form's start, that confirmation
+    returns the order filed then. Without a start event, the key is the gateway's message id
+    of the confirming turn (a turn sent again), else that turn's timestamp (Rasa retried the
+    call).
+    """
+    started = form_started_at(tracker)
+    message_id = latest_message_id(tracker)
+    if started is not None:
+        raw = f"{tracker.sender_id}|form|{started}"
+    elif message_id is not None:
+        raw = f"{tracker.sender_id}|message|{message_id}"
+    else:
+        raw = f"{tracker.sender_id}|{latest_user_timestamp(tracker)}"
     return "rasa:" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
 
 

@@ -8,6 +8,8 @@ from functools import partial
 
 import aiohttp
 from aiohttp import web
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 
 from bot import health, linking, phone_verification, sms, unlinking
 from bot.channels import rest
@@ -32,6 +34,7 @@ FEATURES: list[str] = [
     "bot.lookup",
     "bot.classify_api",
     "bot.notifier",
+    "bot.sweeper",
 ]
 
 
@@ -43,6 +46,25 @@ async def security_headers(request: web.Request, handler: Callable) -> web.Strea
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     return response
+
+
+# What a request meets while the database or Redis is down or restarting.
+BACKEND_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, RedisError, ConnectionError)
+
+
+@web.middleware
+async def backend_unavailable(request: web.Request, handler: Callable) -> web.StreamResponse:
+    """A request that meets a database or Redis outage gets a clean 503 (platforms and
+    clients retry on it) instead of a 500 with a stack trace in the log for each one."""
+    try:
+        return await handler(request)
+    except BACKEND_ERRORS as exc:
+        log.warning(
+            "%s %s: backend unavailable (%s)", request.method, request.path, type(exc).__name__
+        )
+        return web.json_response(
+            {"error": "服务暂时不可用，请稍后再试。"}, status=503, headers={"Retry-After": "5"}
+        )
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -66,8 +88,17 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         partial(phone_verification.intercept, app),
         partial(unlinking.intercept, app),
     ]
-    app[ROUTER] = Router(db, bus, app[RASA], app[CHANNELS], interceptors=interceptors)
+    app[ROUTER] = Router(
+        db,
+        bus,
+        app[RASA],
+        app[CHANNELS],
+        interceptors=interceptors,
+        answer_within_seconds=settings.answer_within_seconds,
+        answer_max_tries=settings.answer_max_tries,
+    )
     yield
+    await app[ROUTER].drain(cancel=True)
     await http.close()
     await bus.close()
     await db.close()
@@ -76,7 +107,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> web.Application:
     """Build the gateway. Resources open on start-up and close on clean-up."""
     settings = settings or get_settings()
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[security_headers])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, middlewares=[security_headers, backend_unavailable]
+    )
     app[SETTINGS] = settings
     app[CHANNELS] = ChannelRegistry()
     app.cleanup_ctx.append(_resources)

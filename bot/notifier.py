@@ -2,18 +2,21 @@
 hand-off changes to live consoles, and the periodic 督办 sweep.
 
 At least once per channel: a row is marked delivered only after every channel was tried and
-none failed in a way that may pass. A per-channel dedupe key in the bus (`notified:<row>:
-<identity>`) keeps a retry of the row from telling a channel that was already told.
+none failed in a way that may pass. A per-channel key in the bus (`notified:<row>:<identity>`),
+set only once that channel has taken the notice (or refused it for good), keeps a retry of the
+row from telling a channel that was already told; a process killed in the middle of a push
+leaves no key, so the push is made again.
 
 A status push carries its structured form (`StatusNotice`: tracking number, status, time, lookup
 page) so a platform that refuses free text outside its reply window (WeChat) can send a template
 instead. What happens when a channel does not deliver depends on why (DeliveryError.retry):
 
-- transient (network error, timeout, flood limit, the platform's 5xx or "system busy"): that
-  channel's dedupe key is released and the row is left undelivered, so it is tried again with
-  backoff (at most MAX_ATTEMPTS times); only the channels not told yet are tried again. The
-  notice is stored in the citizen's history once: the retry re-sends the message stored by the
-  first attempt (Router.push `key`), which is `failed` until a retry gets it through.
+- transient (network error, timeout, flood limit, the platform's 5xx or "system busy"): the
+  row is left undelivered and tried again, with a backoff counted from its last attempt, for
+  `notify_retry_hours` after it was written; only the channels not told yet are tried again.
+  Then it is given up on (`gave_up_at`) and shows on the supervisor board. The notice is
+  stored in the citizen's history once: the retry re-sends the message stored by the first
+  attempt (Router.push `key`), which is `failed` until a retry gets it through.
 - permanent (blocked bot, unsubscribed follower, no template configured): it does not hold the
   row back for the others: the stored message is marked `failed` (Router.push) and the row's
   `last_error` names the channels that were not reached, while the row itself counts as
@@ -34,7 +37,7 @@ from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from bot.keys import BUS, DB, ROUTER, SETTINGS
 from bot.messages import StatusNotice
@@ -48,7 +51,6 @@ from store.outbox import WORK_ORDER_STATUS
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 SWEEP_SECONDS = 60.0
-MAX_ATTEMPTS = 8
 BATCH = 50
 NOTIFIED_TTL = 7 * 24 * 3600  # how long a channel's "told already" key lives
 REFUSED = "refused"  # a dedupe key's value when that channel refused for good
@@ -89,7 +91,7 @@ Backoff = Callable[[int], timedelta]
 
 
 def exponential_backoff(attempts: int) -> timedelta:
-    """How long after its creation a row that failed `attempts` times is due again."""
+    """How long after its last attempt a row that failed `attempts` times is due again."""
     return timedelta(seconds=min(2**attempts, 300))
 
 
@@ -100,13 +102,35 @@ class RetryLater(Exception):
 class Notifier:
     """One per gateway process; a bus lock keeps deliveries to one process at a time.
 
-    `backoff` decides when a failed row is due again (tests pass one without delay).
+    `backoff` decides when a failed row is due again (tests pass one without delay);
+    `retry_for` how long after it was written a row keeps being tried (default: the
+    `notify_retry_hours` setting).
     """
 
-    def __init__(self, app: web.Application, backoff: Backoff = exponential_backoff) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        backoff: Backoff = exponential_backoff,
+        retry_for: timedelta | None = None,
+    ) -> None:
         self.app = app
         self.backoff = backoff
+        self.retry_for = retry_for
         self._last_sweep = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Run the polling loop in the background."""
+        self._task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        """Stop the polling loop, wherever it is (shutdown; a push under way is cut off, as
+        when the process is killed, and made again by the next attempt)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
     async def run(self) -> None:
         """Poll the outbox until cancelled."""
@@ -133,20 +157,42 @@ class Notifier:
 
     async def _deliver_batch(self) -> int:
         db = self.app[DB]
+        retry_for = self.retry_for or timedelta(hours=self.app[SETTINGS].notify_retry_hours)
+        async with db.session() as s:
+            # Tried and still failing when the retry period ends: no further attempt.
+            expired = await s.execute(
+                update(Outbox)
+                .where(
+                    Outbox.delivered_at.is_(None),
+                    Outbox.gave_up_at.is_(None),
+                    Outbox.attempts > 0,
+                    Outbox.created_at < utcnow() - retry_for,
+                )
+                .values(gave_up_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            if expired.rowcount:
+                log.warning(
+                    "%s outbox rows given up: still failing after %s", expired.rowcount, retry_for
+                )
         async with db.session() as s:
             rows = list(
                 (
                     await s.execute(
                         select(Outbox)
-                        .where(Outbox.delivered_at.is_(None), Outbox.attempts < MAX_ATTEMPTS)
+                        .where(
+                            Outbox.delivered_at.is_(None),
+                            Outbox.gave_up_at.is_(None),
+                            or_(
+                                Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= utcnow()
+                            ),
+                        )
                         .order_by(Outbox.id)
                         .limit(BATCH)
                     )
                 ).scalars()
             )
         for row in rows:
-            if not self._due(row):
-                continue
             failed = False
             try:
                 note = await self._deliver(row)
@@ -160,16 +206,17 @@ class Notifier:
                 r = await s.get_one(Outbox, row.id)
                 r.attempts += 1
                 r.last_error = note[:500] if note else None
+                now = utcnow()
                 if not failed:
-                    r.delivered_at = utcnow()
-                elif r.attempts >= MAX_ATTEMPTS:
-                    log.warning("outbox %s given up after %s attempts", row.id, r.attempts)
+                    r.delivered_at = now
+                elif now - r.created_at >= retry_for:
+                    r.gave_up_at = now
+                    log.warning(
+                        "outbox %s given up after %s attempts: %s", row.id, r.attempts, note
+                    )
+                else:
+                    r.next_attempt_at = now + self.backoff(r.attempts)
         return len(rows)
-
-    def _due(self, row: Outbox) -> bool:
-        if row.attempts == 0:
-            return True
-        return utcnow() - row.created_at >= self.backoff(row.attempts)
 
     async def _deliver(self, row: Outbox) -> str | None:
         """Deliver one row; returns a note on channels that were not reached (None: all were).
@@ -216,9 +263,10 @@ class Notifier:
         for conversation_id, identity_id, channel in targets:
             target = f"{channel} identity {identity_id}"
             key = f"notified:{row.id}:{identity_id}"
-            if not await bus.set_nx(key, "1", NOTIFIED_TTL):
-                # Tried on an earlier attempt: told, or refused for good.
-                if await bus.get(key) == REFUSED:
+            told = await bus.get(key)
+            if told is not None:
+                # Settled on an earlier attempt: told, or refused for good.
+                if told == REFUSED:
                     undelivered.append(target)
                 continue
             try:
@@ -226,12 +274,13 @@ class Notifier:
             except Exception:
                 log.exception("status push to %s failed", target)
                 outcome = Delivery.RETRY
-            if outcome is Delivery.RETRY:
-                await bus.delete(key)  # not told: the row's next attempt tries again
-                pending.append(target)
+            if outcome is Delivery.DELIVERED:
+                await bus.set(key, "1", NOTIFIED_TTL)  # only now: a killed push is made again
             elif outcome is Delivery.FAILED:
                 await bus.set(key, REFUSED, NOTIFIED_TTL)
                 undelivered.append(target)
+            else:
+                pending.append(target)  # not told: the row's next attempt tries again
         if event.get("what") == "resolved":
             await self._start_callback(event["work_order_id"])
         notes = []
@@ -264,11 +313,9 @@ class Notifier:
 async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
     notifier = Notifier(app)
     app[NOTIFIER] = notifier
-    task = asyncio.create_task(notifier.run())
+    notifier.start()
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await notifier.stop()
 
 
 NOTIFIER = web.AppKey("notifier", Notifier)

@@ -1,11 +1,15 @@
 """Decides who answers a citizen's message: Rasa while the bot owns the conversation, a human
-agent while a hand-off is open. Every inbound message is stored before it is processed."""
+agent while a hand-off is open. Every inbound message is stored before it is processed, and
+answered exactly once: claimed as it is stored, claimed again by the platform's retry or the
+sweeper (bot/sweeper.py) if it is left unanswered (store/claims.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -14,14 +18,14 @@ from sqlalchemy import select
 from bot.channels.attachments import transcript_text
 from bot.channels.base import ChannelRegistry, DeliveryError
 from bot.messages import Button, InboundMessage, Reply
-from bot.rasa_client import MESSAGE_ID, RasaClient, RasaUnavailable
+from bot.rasa_client import MESSAGE_ID, RasaClient, RasaTimeout, RasaUnavailable
 from bot.text import clean_text, for_nlu
-from store import conversations, handoffs
+from store import claims, conversations, handoffs
 from store.assignment import leave_message_instead
 from store.bus import Bus
 from store.db import Database
 from store.masking import mask_text
-from store.models import Conversation, Message
+from store.models import Conversation, Message, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +64,25 @@ class Delivery(StrEnum):
     RETRY = "retry"  # a transient failure: the same push may pass later
 
 
+@dataclass(frozen=True)
+class Turn:
+    """A stored citizen message this process has claimed and now answers."""
+
+    conversation: Conversation
+    message_id: int
+    text: str  # cleaned; what goes to Rasa
+    inbound: InboundMessage
+    tries: int = 1  # claims of the message so far, this one included
+    retried: bool = False  # claimed again after an earlier try left it unanswered
+
+
 class Router:
-    """One per gateway process."""
+    """One per gateway process.
+
+    `answer_within_seconds` bounds how long a stored message may stay unanswered before it
+    is claimed again (by the sweeper or the platform's retry); `answer_max_tries` is how many
+    claims a message gets before the citizen is told sorry and handed to an agent.
+    """
 
     def __init__(
         self,
@@ -70,59 +91,148 @@ class Router:
         rasa: RasaClient,
         channels: ChannelRegistry,
         interceptors: Sequence[Interceptor] = (),
+        *,
+        answer_within_seconds: float = 60.0,
+        answer_max_tries: int = 3,
     ) -> None:
         self.db = db
         self.bus = bus
         self.rasa = rasa
         self.channels = channels
         self.interceptors = list(interceptors)
+        self.answer_within = timedelta(seconds=answer_within_seconds)
+        self.answer_max_tries = answer_max_tries
+        self._late: set[asyncio.Task[None]] = set()
 
     async def handle(self, msg: InboundMessage) -> list[Reply]:
         """Store the message, then answer it (or pass it to the agent who owns the chat).
 
         Returns the replies to render in the channel's own response; [] when a human owns the
-        conversation or the message is a retry of one already handled.
+        conversation or the message is a retry of one answered (or being answered) already.
+        """
+        turn = await self.receive(msg)
+        return await self.answer(turn) if turn is not None else []
+
+    async def receive(self, msg: InboundMessage) -> Turn | None:
+        """Store the message, claimed by this process; the caller then `answer`s the turn.
+
+        A platform's retry of a message stored earlier but left unanswered (its process died
+        or failed after storing it) is claimed again and answered now, not dropped; None for
+        an empty message or a retry of one answered, or being answered, already.
 
         A message with attachments is stored with a label per attachment (`[图片]` …) and the
         attachments themselves in its payload; the bot does not read it, it answers MEDIA_NOTICE.
         """
         text = clean_text(msg.text)
         if not text and not msg.attachments:
-            return []
+            return None
         stored_text = transcript_text(text, msg.attachments) if msg.attachments else text
         async with self.db.session() as s:
             conv = await conversations.ensure_conversation(
                 s, msg.channel, msg.external_id, msg.metadata.get("display_name")
             )
-        async with self.bus.lock(f"conv:{conv.id}", ttl=30, wait=30):
-            async with self.db.session() as s:
-                stored = await conversations.store_inbound(
-                    s,
-                    conv,
-                    stored_text,
-                    msg.message_id,
-                    {"attachments": list(msg.attachments)} if msg.attachments else None,
+        async with self.db.session() as s:
+            stored = await conversations.store_inbound(
+                s,
+                conv,
+                stored_text,
+                msg.message_id,
+                {"attachments": list(msg.attachments)} if msg.attachments else None,
+            )
+            if stored is None:
+                earlier = (
+                    await conversations.stored_inbound(s, conv.id, msg.message_id)
+                    if msg.message_id
+                    else None
                 )
-                if stored is None:
-                    return []
-                owner = await handoffs.open_for(s, conv.id)
-                if owner is not None and text == LEAVE_MESSAGE:
-                    # Waiting citizen chose to leave a message: back to the bot's form.
-                    if await leave_message_instead(s, owner):
-                        owner = None
-            await self._announce(conv, stored)
+                tries = (
+                    await claims.claim(s, earlier.id, self._stale_before())
+                    if earlier is not None
+                    else None
+                )
+                if earlier is None or tries is None:
+                    return None
+                log.info("retry of unanswered message %s claimed (try %s)", earlier.id, tries)
+                return Turn(conv, earlier.id, text, msg, tries, retried=True)
+        await self._announce(conv, stored)
+        return Turn(conv, stored.id, text, msg)
+
+    async def answer(self, turn: Turn) -> list[Reply]:
+        """Answer a claimed turn (one at a time per conversation). If answering fails, the
+        claim is released, so the platform's retry or the sweeper answers it."""
+        replies, _ = await self._answer_locked(turn)
+        return replies
+
+    async def rerun(self, message_id: int) -> bool:
+        """Claim and answer a message left unanswered, delivering the answer through the
+        channel's push path; False if it was not this process's to answer (answered
+        meanwhile, or claimed by another process)."""
+        async with self.db.session() as s:
+            tries = await claims.claim(s, message_id, self._stale_before())
+            if tries is None:
+                return False
+            stored = await s.get_one(Message, message_id)
+            conv = await s.get_one(Conversation, stored.conversation_id)
+            identity = await conversations.identity_of(s, conv)
+        media = tuple((stored.payload or {}).get("attachments") or ())
+        inbound = InboundMessage(
+            channel=identity.channel,
+            external_id=identity.external_id,
+            text=stored.text,
+            message_id=stored.channel_message_id,
+            attachments=media,
+        )
+        turn = Turn(conv, message_id, clean_text(stored.text), inbound, tries, retried=True)
+        replies, reply_ids = await self._answer_locked(turn)
+        if replies:
+            await self._send(identity.channel, identity.external_id, reply_ids, replies)
+        return True
+
+    def _stale_before(self) -> datetime:
+        return utcnow() - self.answer_within
+
+    async def _answer_locked(self, turn: Turn) -> tuple[list[Reply], list[int]]:
+        conv = turn.conversation
+        try:
+            async with self.bus.lock(f"conv:{conv.id}", ttl=30, wait=30):
+                return await self._answer(turn)
+        except Exception:
+            try:
+                async with self.db.session() as s:
+                    await claims.release(s, turn.message_id)
+            except Exception:
+                log.warning("claim on message %s not released", turn.message_id)
+            raise
+
+    async def _answer(self, turn: Turn) -> tuple[list[Reply], list[int]]:
+        conv, msg, text = turn.conversation, turn.inbound, turn.text
+        answered = (turn.message_id, "processed")
+        async with self.db.session() as s:
+            owner = await handoffs.open_for(s, conv.id)
+            if owner is not None and text == LEAVE_MESSAGE:
+                # Waiting citizen chose to leave a message: back to the bot's form.
+                if await leave_message_instead(s, owner):
+                    owner = None
             if owner is not None:
-                await self._mark(stored.id, "processed")
-                return []
-            if msg.attachments:
-                await self._store_replies(conv, [MEDIA_NOTICE], answered=(stored.id, "processed"))
-                return [MEDIA_NOTICE]
-            for intercept in self.interceptors:
-                replies = await intercept(msg)
-                if replies is not None:
-                    await self._store_replies(conv, replies, answered=(stored.id, "processed"))
-                    return replies
-            return await self._ask_bot(conv, stored, text, msg)
+                (await s.get_one(Message, turn.message_id)).status = "processed"
+                return [], []
+        if turn.tries > self.answer_max_tries:
+            log.warning("message %s unanswered after %s tries", turn.message_id, turn.tries - 1)
+            return await self._give_up(conv, turn.message_id)
+        if msg.attachments:
+            return [MEDIA_NOTICE], await self._store_replies(
+                conv, [MEDIA_NOTICE], answered=answered
+            )
+        for intercept in self.interceptors:
+            replies = await intercept(msg)
+            if replies is not None:
+                return replies, await self._store_replies(conv, replies, answered=answered)
+        if turn.retried:
+            # Rasa may have completed the turn before the process that sent it died.
+            done = await self.rasa.replies_to(conv.public_id, turn.message_id)
+            if done is not None:
+                return done, await self._store_replies(conv, done, answered=answered)
+        return await self._ask_bot(conv, turn.message_id, text, msg)
 
     async def welcome(self, channel: str, external_id: str) -> list[Reply]:
         """The assistant's welcome in a new conversation, before the citizen has said anything.
@@ -140,30 +250,62 @@ class Router:
             try:
                 replies = await self.rasa.send(conv.public_id, GREET, {"channel": channel})
             except RasaUnavailable as exc:
+                if isinstance(exc, RasaTimeout):
+                    exc.abandon()  # a welcome is not worth pushing late
                 log.info("no welcome for conversation %s: %s", conv.public_id, exc)
                 return []
             await self._store_replies(conv, replies)
         return replies
 
     async def _ask_bot(
-        self, conv: Conversation, stored: Message, text: str, msg: InboundMessage
-    ) -> list[Reply]:
-        metadata = {"channel": msg.channel, MESSAGE_ID: stored.id}
+        self, conv: Conversation, message_id: int, text: str, msg: InboundMessage
+    ) -> tuple[list[Reply], list[int]]:
+        metadata = {"channel": msg.channel, MESSAGE_ID: message_id}
         try:
             # Rasa (and its tracker) sees phone, ID and bank numbers masked; the action server
             # reads a number it needs from the stored message `MESSAGE_ID`.
             replies = await self.rasa.send(conv.public_id, mask_text(for_nlu(text)), metadata)
         except RasaUnavailable as exc:
             log.warning("rasa unavailable for conversation %s: %s", conv.public_id, exc)
-            async with self.db.session() as s:
-                c = await s.get_one(Conversation, conv.id)
-                await handoffs.request(s, c, "rasa_down", {"last_text_id": stored.id})
-            replies = [APOLOGY]
-            status = "failed"
-        else:
-            status = "processed"
-        await self._store_replies(conv, replies, answered=(stored.id, status))
-        return replies
+            if isinstance(exc, RasaTimeout):
+                self._spawn(self._late_replies(conv.id, message_id, exc.pending))
+            return await self._give_up(conv, message_id)
+        return replies, await self._store_replies(conv, replies, answered=(message_id, "processed"))
+
+    async def _give_up(self, conv: Conversation, message_id: int) -> tuple[list[Reply], list[int]]:
+        """Say sorry and hand the conversation to an agent; the message is `failed`."""
+        async with self.db.session() as s:
+            c = await s.get_one(Conversation, conv.id)
+            await handoffs.request(s, c, "rasa_down", {"last_text_id": message_id})
+        return [APOLOGY], await self._store_replies(
+            conv, [APOLOGY], answered=(message_id, "failed")
+        )
+
+    async def _late_replies(
+        self, conversation_id: int, message_id: int, pending: asyncio.Task[list[Reply]]
+    ) -> None:
+        """A turn that timed out still runs in Rasa (a form may be filing an order): when it
+        completes, the citizen gets its replies (the tracking number …) through the push path."""
+        try:
+            replies = await pending
+        except RasaUnavailable as exc:
+            log.info("late turn of message %s did not complete: %s", message_id, exc)
+            return
+        log.info("late turn of message %s completed; pushing its replies", message_id)
+        await self.push(conversation_id, replies, key=f"late:{message_id}")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+
+    async def drain(self, *, cancel: bool = False) -> None:
+        """Wait for (or cancel) late turns still running (shutdown and tests)."""
+        while self._late:
+            if cancel:
+                for task in self._late:
+                    task.cancel()
+            await asyncio.gather(*list(self._late), return_exceptions=True)
 
     async def push(
         self,
@@ -192,23 +334,30 @@ class Router:
         again = bool(stored)
         if not again:
             stored = await self._store_replies(conv, replies, agent_id=agent_id, key=key)
-        adapter = self.channels.get(identity.channel)
+        outcome = await self._send(identity.channel, identity.external_id, stored, replies)
+        if again and outcome is Delivery.DELIVERED:
+            await self._delivered(stored)
+        return outcome
+
+    async def _send(
+        self, channel: str, external_id: str, stored: Sequence[int], replies: Sequence[Reply]
+    ) -> Delivery:
+        """Deliver replies stored as `stored` through the channel's adapter."""
+        adapter = self.channels.get(channel)
         if adapter is None:
-            await self._undelivered(stored, f"channel {identity.channel} is not configured")
+            await self._undelivered(stored, f"channel {channel} is not configured")
             return Delivery.FAILED
         try:
-            await adapter.send(identity.external_id, replies)
+            await adapter.send(external_id, replies)
         except DeliveryError as exc:
             log.warning(
                 "delivery to %s failed%s: %s",
-                identity.channel,
+                channel,
                 " (may pass later)" if exc.retry else "",
                 exc,
             )
             await self._undelivered(stored, str(exc))
             return Delivery.RETRY if exc.retry else Delivery.FAILED
-        if again:
-            await self._delivered(stored)
         return Delivery.DELIVERED
 
     async def _stored_before(self, conversation_id: int, key: str | None, count: int) -> list[int]:
@@ -273,7 +422,14 @@ class Router:
                 m.payload = rest or None
 
     async def _announce(self, conv: Conversation, msg: Message) -> None:
-        """Tell live consoles (and other tabs of the widget) about a new message."""
+        """Tell live consoles (and other tabs of the widget) about a new message. Best effort:
+        with the bus down the message is stored all the same, and consoles reload it."""
+        try:
+            await self._publish(conv, msg)
+        except Exception as exc:
+            log.warning("message %s not announced to consoles: %s", msg.id, type(exc).__name__)
+
+    async def _publish(self, conv: Conversation, msg: Message) -> None:
         await self.bus.publish(
             CONSOLE_TOPIC,
             {
@@ -282,8 +438,3 @@ class Router:
                 "message": conversations.message_json(msg),
             },
         )
-
-    async def _mark(self, message_id: int, status: str) -> None:
-        async with self.db.session() as s:
-            m = await s.get_one(Message, message_id)
-            m.status = status

@@ -25,6 +25,19 @@ class Settings(BaseSettings):
     rasa_url: str = "http://127.0.0.1:5005"
     action_server_url: str = "http://127.0.0.1:5055"
     rasa_timeout: float = Field(default=4.0, description="seconds before the apology path")
+    answer_within_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="a stored citizen message still unanswered this long after it was claimed "
+        "is claimed again and answered by the sweeper (or the platform's retry); must exceed "
+        "rasa_timeout plus the 30 s a turn may wait for its conversation",
+    )
+    answer_max_tries: int = Field(
+        default=3,
+        ge=1,
+        description="claims of an unanswered message before the citizen is told sorry and "
+        "handed to an agent",
+    )
     rasa_token: SecretStr = Field(
         default=SecretStr(""), description="token of Rasa's HTTP API (rasa run --auth-token)"
     )
@@ -109,6 +122,12 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     console_auto_assign: bool = Field(
         default=True, description="give pending hand-offs to the least-loaded online agent"
+    )
+    notify_retry_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="a status notice a channel keeps failing for is retried (with backoff from "
+        "the last attempt) this long after it was written, then shown on the supervisor board",
     )
     handoff_timeout_minutes: float = Field(
         default=30, description="a pending hand-off no agent took expires after this"

@@ -81,7 +81,8 @@ async def store_inbound(
     channel_message_id: str | None,
     payload: dict[str, Any] | None = None,
 ) -> Message | None:
-    """Store what a citizen wrote; None if this channel message id was stored before."""
+    """Store what a citizen wrote, claimed by the caller (store/claims.py: `claimed_at` now,
+    first try); None if this channel message id was stored before."""
     if channel_message_id:
         stmt = select(Message.id).where(
             Message.conversation_id == conversation.id,
@@ -95,6 +96,8 @@ async def store_inbound(
         text=text,
         payload=payload,
         channel_message_id=channel_message_id,
+        claimed_at=utcnow(),
+        tries=1,
     )
     try:
         async with session.begin_nested():
@@ -114,6 +117,18 @@ async def store_inbound(
         .values(last_inbound_at=now)
     )
     return msg
+
+
+async def stored_inbound(
+    session: AsyncSession, conversation_id: int, channel_message_id: str
+) -> Message | None:
+    """The citizen message stored earlier under this channel message id (a platform's retry)."""
+    stmt = select(Message).where(
+        Message.conversation_id == conversation_id,
+        Message.channel_message_id == channel_message_id,
+        Message.sender == "citizen",
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def store_outbound(

@@ -146,6 +146,7 @@ class Message(Base, SealedRow):
     __table_args__ = (
         UniqueConstraint("conversation_id", "channel_message_id"),
         Index("ix_message_conversation_created", "conversation_id", "id"),
+        Index("ix_message_unanswered", "status", "claimed_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
@@ -160,6 +161,10 @@ class Message(Base, SealedRow):
     confidence: Mapped[float | None] = mapped_column(Float)
     internal: Mapped[bool] = mapped_column(Boolean, default=False)  # agent note, never sent
     status: Mapped[str] = mapped_column(String(12), default="received")  # received|processed|failed
+    # A citizen message still `received` is being answered by whoever claimed it last
+    # (store/claims.py); `tries` counts the claims, so the sweeper knows when to hand off.
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -324,6 +329,10 @@ class Outbox(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Backoff counts from the last attempt; after the retry period the row is given up on
+    # (and shows on the supervisor board) instead of being tried again.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    gave_up_at: Mapped[datetime | None] = mapped_column()
 
 
 class AuditLog(Base):

@@ -1,12 +1,16 @@
-"""Write notifications in the same transaction as the change that causes them."""
+"""Write notifications in the same transaction as the change that causes them, and list the
+status notices that did not reach a citizen's channel (the supervisor board)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import Outbox
+from store.models import ChannelIdentity, Conversation, Message, Outbox
 
 # Topics the notifier understands.
 WORK_ORDER_STATUS = "work_order.status"
@@ -19,3 +23,69 @@ def emit(session: AsyncSession, topic: str, payload: dict[str, Any]) -> Outbox:
     row = Outbox(topic=topic, payload=payload)
     session.add(row)
     return row
+
+
+@dataclass(frozen=True)
+class UndeliveredNotice:
+    """A status notice one of the citizen's channels has not taken.
+
+    `state`: `retrying` (a transient failure; the notifier tries again), `given_up` (still
+    failing when the retry period ended) or `refused` (refused for good: a blocked bot, an
+    unsubscribed follower, no template for a closed window).
+    """
+
+    outbox_id: int
+    tracking_no: str
+    what: str  # the status or event the notice told of
+    channel: str
+    reason: str
+    state: str
+    written_at: datetime  # when the status changed
+    attempts: int
+
+
+async def undelivered_notices(session: AsyncSession, limit: int = 100) -> list[UndeliveredNotice]:
+    """Status notices not delivered on some channel, newest first: each failed message the
+    notifier stored (Router.push key `outbox:<id>`) with its outbox row's state."""
+    rows = (
+        await session.execute(
+            select(Message, ChannelIdentity.channel)
+            .join(Conversation, Message.conversation_id == Conversation.id)
+            .join(ChannelIdentity, Conversation.channel_identity_id == ChannelIdentity.id)
+            .where(
+                Message.sender == "system",
+                Message.status == "failed",
+                Message.channel_message_id.like("outbox:%"),
+            )
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    ids = {int(m.channel_message_id.split(":")[1]) for m, _ in rows}
+    outbox = {
+        r.id: r for r in (await session.execute(select(Outbox).where(Outbox.id.in_(ids)))).scalars()
+    }
+    notices = []
+    for message, channel in rows:
+        row = outbox.get(int(message.channel_message_id.split(":")[1]))
+        if row is None or row.topic != WORK_ORDER_STATUS:
+            continue
+        if row.gave_up_at is not None:
+            state = "given_up"
+        elif row.delivered_at is not None:
+            state = "refused"
+        else:
+            state = "retrying"
+        notices.append(
+            UndeliveredNotice(
+                outbox_id=row.id,
+                tracking_no=str(row.payload.get("tracking_no", "")),
+                what=str(row.payload.get("what") or row.payload.get("status") or ""),
+                channel=channel,
+                reason=str((message.payload or {}).get("undelivered", "")),
+                state=state,
+                written_at=row.created_at,
+                attempts=row.attempts,
+            )
+        )
+    return notices

@@ -1,8 +1,10 @@
 """Telegram channel: python-telegram-bot inside the gateway's own aiohttp app.
 
 Telegram POSTs updates to `/webhooks/telegram` (custom-webhook pattern: no second server, no
-polling). The handler checks the secret-token header in constant time, dedupes `update_id`
-on the bus, answers 200 at once and processes the update in a background task. Replies are
+polling). The handler checks the secret-token header in constant time, stores the update's message
+(deduped on `update_id` by the store), answers 200 only then, and answers the citizen in a
+background task: an update is never acknowledged before it is stored, and a database error
+answers 503 so Telegram delivers it again. Replies are
 sent with PTB through an `AIORateLimiter`, which also waits out `RetryAfter`.
 
 Telegram is blocked in mainland China, so this channel is optional: it is registered only
@@ -35,6 +37,7 @@ from bot.channels.attachments import Attachment, attachment
 from bot.channels.base import DeliveryError
 from bot.keys import BUS, CHANNELS, DB, ROUTER, SETTINGS
 from bot.messages import InboundMessage, Reply
+from bot.router import Turn
 from store.models import ChannelIdentity
 
 log = logging.getLogger(__name__)
@@ -43,7 +46,6 @@ CHANNEL = "telegram"
 PATH = "/webhooks/telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 ALLOWED_UPDATES = ["message", "callback_query"]
-UPDATE_TTL = 24 * 3600  # Telegram gives up retrying long before this
 CALLBACK_TTL = 30 * 24 * 3600  # how long a button with a long payload keeps working
 MAX_CALLBACK_BYTES = 64
 MAX_TEXT = 4096
@@ -264,73 +266,93 @@ class TelegramChannel:
 
     # -- inbound -----------------------------------------------------------------------------
 
-    async def process(self, data: dict[str, Any]) -> None:
-        """Handle one update (runs in the background; errors are logged, never raised)."""
-        try:
-            assert self.application is not None
-            update = Update.de_json(data, self.application.bot)
-            if update.callback_query is not None:
-                await self._on_callback(update)
-            elif update.message is not None:
-                await self._on_message(update)
-        except Exception:
-            log.exception("telegram update %s failed", data.get("update_id"))
+    async def accept(self, data: dict[str, Any]) -> Coroutine[Any, Any, None] | None:
+        """Store the update's message (raises if it cannot be stored: the webhook then answers
+        an error, so Telegram delivers the update again); returns the work left to do once the
+        update is acknowledged (answering it), or None."""
+        assert self.application is not None
+        update = Update.de_json(data, self.application.bot)
+        if update.callback_query is not None:
+            return await self._accept_callback(update)
+        if update.message is not None:
+            return await self._accept_message(update)
+        return None
 
-    async def _on_message(self, update: Update) -> None:
+    async def _accept_message(self, update: Update) -> Coroutine[Any, Any, None] | None:
         message = update.message
         assert message is not None
         chat = message.chat
         if chat.type != "private":  # replies may carry personal data: never into groups
-            return
+            return None
         chat_id = str(chat.id)
         user = message.from_user
         name = user.first_name if user else None
         if message.text is None:
             media = message_attachment(message)
             if media is None:
-                await self._send_quietly(chat_id, [Reply(ONLY_TEXT, sender="system")])
-                return
-            await self._route(chat_id, message.caption or "", update.update_id, name, (media,))
-            return
+                return self._send_quietly(chat_id, [Reply(ONLY_TEXT, sender="system")])
+            return await self._receive(
+                chat_id, message.caption or "", update.update_id, name, (media,)
+            )
         text = message.text
         if text.split(maxsplit=1)[0] == "/start":  # Telegram's first-contact command
             text = "你好"
-        await self._route(chat_id, text, update.update_id, name)
+        return await self._receive(chat_id, text, update.update_id, name)
 
-    async def _on_callback(self, update: Update) -> None:
+    async def _accept_callback(self, update: Update) -> Coroutine[Any, Any, None] | None:
         query = update.callback_query
-        assert query is not None and self.application is not None
-        bot = self.application.bot
-        try:
-            await bot.answer_callback_query(query.id)  # stops the button's spinner
-        except TelegramError as exc:
-            log.info("answerCallbackQuery failed: %s", exc)
+        assert query is not None
         message = query.message
         chat = message.chat if message is not None else None
         if chat is not None and chat.type != "private":
-            return
+            return None
         chat_id = str(chat.id if chat is not None else query.from_user.id)
         payload = await self._payload(query.data)
         if payload is None:
-            await self._send_quietly(chat_id, [Reply(BUTTON_EXPIRED, sender="system")])
-            return
-        if message is not None:  # one press per keyboard: take the buttons away
+            return self._after_press(
+                query.id,
+                chat_id,
+                None,
+                self._send_quietly(chat_id, [Reply(BUTTON_EXPIRED, sender="system")]),
+            )
+        work = await self._receive(chat_id, payload, update.update_id, query.from_user.first_name)
+        if work is None:
+            return None  # a re-delivered press, answered already
+        keyboard = message.message_id if message is not None else None
+        return self._after_press(query.id, chat_id, keyboard, work)
+
+    async def _after_press(
+        self,
+        query_id: str,
+        chat_id: str,
+        keyboard_message_id: int | None,
+        then: Coroutine[Any, Any, None],
+    ) -> None:
+        """Stop the button's spinner, take the keyboard away (one press per keyboard), then
+        answer the press."""
+        assert self.application is not None
+        bot = self.application.bot
+        try:
+            await bot.answer_callback_query(query_id)
+        except TelegramError as exc:
+            log.info("answerCallbackQuery failed: %s", exc)
+        if keyboard_message_id is not None:
             try:
                 await bot.edit_message_reply_markup(
-                    chat_id=int(chat_id), message_id=message.message_id, reply_markup=None
+                    chat_id=int(chat_id), message_id=keyboard_message_id, reply_markup=None
                 )
             except TelegramError as exc:
                 log.debug("editMessageReplyMarkup failed: %s", exc)
-        await self._route(chat_id, payload, update.update_id, query.from_user.first_name)
+        await then
 
-    async def _route(
+    async def _receive(
         self,
         chat_id: str,
         text: str,
         update_id: int,
         display_name: str | None,
         media: tuple[Attachment, ...] = (),
-    ) -> None:
+    ) -> Coroutine[Any, Any, None] | None:
         inbound = InboundMessage(
             channel=CHANNEL,
             external_id=chat_id,
@@ -339,10 +361,19 @@ class TelegramChannel:
             attachments=media,
             metadata={"display_name": display_name} if display_name else {},
         )
-        replies = await self.app[ROUTER].handle(inbound)
-        await self._set_subscribed(chat_id, True)  # writing again means they unblocked us
-        if replies:
-            await self._send_quietly(chat_id, replies)
+        turn = await self.app[ROUTER].receive(inbound)
+        return self._answer(chat_id, turn) if turn is not None else None
+
+    async def _answer(self, chat_id: str, turn: Turn) -> None:
+        """Answer a stored message (in the background; errors are logged, never raised: a
+        message left unanswered is answered by the sweeper)."""
+        try:
+            replies = await self.app[ROUTER].answer(turn)
+            await self._set_subscribed(chat_id, True)  # writing again means they unblocked us
+            if replies:
+                await self._send_quietly(chat_id, replies)
+        except Exception:
+            log.exception("telegram message %s not answered", turn.message_id)
 
     async def _send_quietly(self, chat_id: str, replies: Sequence[Reply]) -> None:
         try:
@@ -361,7 +392,9 @@ def _authorised(request: web.Request) -> bool:
 
 
 async def webhook(request: web.Request) -> web.Response:
-    """`POST /webhooks/telegram`: check, dedupe, answer 200, process in the background."""
+    """`POST /webhooks/telegram`: check, store, answer 200, answer the citizen in the
+    background. An update that cannot be stored is answered 503, so Telegram sends it again;
+    a re-delivered update is stored once (and answered once) by the router."""
     if not _authorised(request):
         return web.json_response({"error": "invalid secret token"}, status=403)
     try:
@@ -374,9 +407,13 @@ async def webhook(request: web.Request) -> web.Response:
     channel = request.app[TELEGRAM]
     if not channel.ready:
         return web.json_response({"error": "telegram not connected yet"}, status=503)
-    key = f"telegram:update:{channel.bot_id}:{update_id}"
-    if await request.app[BUS].set_nx(key, "1", UPDATE_TTL):
-        channel.spawn(channel.process(body))
+    try:
+        work = await channel.accept(body)
+    except Exception:
+        log.exception("telegram update %s not stored; Telegram will send it again", update_id)
+        return web.json_response({"error": "not stored, send again"}, status=503)
+    if work is not None:
+        channel.spawn(work)
     return web.Response(status=200)
 
 

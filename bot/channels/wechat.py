@@ -1,11 +1,14 @@
 """WeChat Official Account (公众号) channel: `GET/POST /webhooks/wechat`.
 
-Every request is signature-checked; plaintext and AES safe mode are both understood. Each turn
-is computed once however often WeChat retries it (dedupe on MsgId, or FromUserName + CreateTime +
-Event + EventKey for events, through the bus). An answer ready within `wechat_reply_budget`
-seconds is the passive reply of the request WeChat is still waiting on; a later answer is sent
-through the customer-service API, and the request is answered `success` so WeChat neither
-retries nor shows an error to the citizen.
+Every request is signature-checked. Without an EncodingAESKey the account runs in plaintext
+mode; with one, only AES safe-mode posts (`encrypt_type=aes`, `msg_signature` over the
+ciphertext) are accepted, since a plaintext post's signature does not cover its body. A
+(timestamp, nonce) pair is remembered for the timestamp window and refused with another message.
+Each turn is computed once however often WeChat retries it (dedupe on FromUserName + MsgId, or
+FromUserName + CreateTime + Event + EventKey for events, through the bus). An answer ready
+within `wechat_reply_budget` seconds is the passive reply of the request WeChat is still
+waiting on; a later answer is sent through the customer-service API, and the request is
+answered `success` so WeChat neither retries nor shows an error to the citizen.
 
 Delivery of a turn's answer is claimed once (`wechat:sent:<turn>`), so a citizen sees it once:
 either passively by the newest waiting request, or, when every request has given up, by the
@@ -112,9 +115,11 @@ def render_replies(replies: Sequence[Reply]) -> tuple[str, tuple[Button, ...]]:
 
 
 def turn_key(msg: dict[str, str]) -> str:
-    """The dedupe key of one inbound message or event (also the stored channel_message_id)."""
+    """The dedupe key of one inbound message or event (also the stored channel_message_id).
+
+    A MsgId is unique per follower only, so messages are keyed by (openid, MsgId)."""
     if msg.get("MsgType", "").lower() != "event" and msg.get("MsgId"):
-        return "msg:" + msg["MsgId"]
+        return f"msg:{msg.get('FromUserName', '')}:{msg['MsgId']}"
     raw = "|".join(
         msg.get(k, "") for k in ("FromUserName", "CreateTime", "MsgType", "Event", "EventKey")
     )
@@ -290,6 +295,18 @@ class WeChatChannel:
             return web.Response(status=403, text="stale timestamp")
         return None
 
+    async def _fresh_nonce(self, timestamp: str, nonce: str, turn: str) -> bool:
+        """Remember each (timestamp, nonce) for the timestamp window with the message (turn
+        key) it came with; False when it comes back with another message. The same message
+        again is WeChat's own retry (or a replay of it), which the turn's dedupe answers
+        once; comparing messages, not bytes, keeps a retry encrypted afresh acceptable."""
+        digest = hashlib.sha256(turn.encode()).hexdigest()
+        key = f"wechat:nonce:{timestamp}:{nonce}"
+        ttl = 2 * self.settings.wechat_timestamp_window
+        if await self.bus.set_nx(key, digest, ttl):
+            return True
+        return await self.bus.get(key) == digest
+
     async def verify(self, request: web.Request) -> web.Response:
         """URL verification: echo `echostr` verbatim when the signature is right."""
         refused = self._refused(request)
@@ -306,6 +323,11 @@ class WeChatChannel:
         body = await request.read()  # larger than max_body_bytes → 413 before we see it
         q = request.query
         encrypted = q.get("encrypt_type", "raw").lower() == "aes"
+        if self.cipher is not None and not encrypted:
+            # In plaintext mode the signature does not cover the body: with a key configured,
+            # only safe-mode posts (msg_signature over the ciphertext) are believed.
+            log.warning("wechat POST refused: plaintext while safe mode is configured")
+            return web.Response(status=403, text="safe mode required")
         try:
             if encrypted:
                 if self.cipher is None:
@@ -327,6 +349,9 @@ class WeChatChannel:
             return web.Response(status=400, text=str(exc))
         if not msg.get("FromUserName") or not msg.get("MsgType"):
             return web.Response(status=400, text="FromUserName and MsgType are required")
+        if not await self._fresh_nonce(q.get("timestamp", ""), q.get("nonce", ""), turn_key(msg)):
+            log.warning("wechat POST refused: nonce reused for another message (a replay)")
+            return web.Response(status=403, text="nonce reused")
         answer = await self.process(msg, deadline)
         if not answer:
             return web.Response(text=SUCCESS, content_type="text/plain")
@@ -399,6 +424,8 @@ class WeChatChannel:
             self._spawn(self._compute(inbound))
         attempt = await bus.incr(f"wechat:tries:{turn}", TURN_TTL)
         answer = await self._wait(turn, deadline)
+        if answer is None and await bus.get(f"wechat:turn:{turn}") is None:
+            return None  # the computation failed: WeChat's retry computes it again
         newest = attempt >= int(await bus.get(f"wechat:tries:{turn}") or 0)
         if answer and newest and await bus.set_nx(f"wechat:sent:{turn}", "passive", TURN_TTL):
             return answer

@@ -1,5 +1,6 @@
 """The supervisor board: open work orders with their deadlines, 督办 flags and delay reasons,
-and the analytics of a window of days (hand-offs per day, medians, outcomes, satisfaction)."""
+the analytics of a window of days (hand-offs per day, medians, outcomes, satisfaction), and
+the status notices that did not reach a citizen's channel."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from aiohttp import web
 from bot.console.auth import error, requires
 from bot.console.orders import console_order
 from bot.keys import DB, SETTINGS
-from store import analytics, work_orders
+from bot.notifier import NOTICE_LABELS
+from store import analytics, outbox, work_orders
 from store.models import utcnow
 
 MAX_DAYS = 90
@@ -59,9 +61,33 @@ async def analytics_report(request: web.Request) -> web.Response:
     return web.json_response(data)
 
 
+@requires("supervisor")
+async def undelivered_notices(request: web.Request) -> web.Response:
+    """`GET /console/api/undelivered-notices` → status notices a citizen's channel has not
+    taken, newest first: tracking number, what changed, channel, the platform's reason, and
+    whether the notifier is still `retrying`, has `given_up` or the channel `refused` it."""
+    async with request.app[DB].session() as s:
+        notices = await outbox.undelivered_notices(s)
+    items = [
+        {
+            "tracking_no": n.tracking_no,
+            "what": n.what,
+            "label": NOTICE_LABELS.get(n.what, n.what),
+            "channel": n.channel,
+            "reason": n.reason,
+            "state": n.state,
+            "written_at": n.written_at.isoformat(),
+            "attempts": n.attempts,
+        }
+        for n in notices
+    ]
+    return web.json_response({"notices": items})
+
+
 def routes() -> list[web.RouteDef]:
     """The supervisor board's routes."""
     return [
         web.get("/console/api/work-orders", open_work_orders),
         web.get("/console/api/analytics", analytics_report),
+        web.get("/console/api/undelivered-notices", undelivered_notices),
     ]

@@ -130,6 +130,65 @@ async def test_a_new_confirmation_files_a_second_order(store: StoreClient, sende
         assert (await s.execute(select(func.count(WorkOrder.id)))).scalar_one() == 2
 
 
+def form_started(tracker, at: float) -> None:
+    """Put the form's start (as the rules run it) before the form became active."""
+    index = next(i for i, e in enumerate(tracker.events) if e["event"] == "active_loop")
+    tracker.events.insert(
+        index, {"event": "action", "timestamp": at, "name": "action_start_work_order"}
+    )
+
+
+def confirmed_again(tracker, message_id: int, later: float = 60) -> None:
+    """A new user turn confirming, `later` seconds on, carrying the stored message's id."""
+    [confirming] = [e for e in tracker.events if e["event"] == "user"]
+    confirming["timestamp"] += later
+    confirming["metadata"] = {"message_id": message_id}
+
+
+async def order_numbers(store: StoreClient) -> list[str]:
+    async with store.db.session() as s:
+        return list((await s.execute(select(WorkOrder.tracking_no))).scalars())
+
+
+async def test_a_confirmation_repeated_in_the_same_form_gives_the_same_order(
+    store: StoreClient, sender: str
+) -> None:
+    """The turn that filed timed out and Rasa kept nothing of it: the citizen confirms again
+    and is told the number of the order filed then, not a second order."""
+    code = await a_category(store)
+    first = load_tracker("form_confirmed", sender=sender, category=code)
+    form_started(first, 1763700089.9)
+    await ActionSubmitWorkOrder(store).run(CollectingDispatcher(), first, {})
+    again = load_tracker("form_confirmed", sender=sender, category=code)
+    form_started(again, 1763700089.9)
+    confirmed_again(again, message_id=77)
+    dispatcher = CollectingDispatcher()
+    await ActionSubmitWorkOrder(store).run(dispatcher, again, {})
+    [number] = await order_numbers(store)
+    assert number in texts(dispatcher)[0]
+
+
+async def test_a_new_run_of_the_form_files_a_new_order(store: StoreClient, sender: str) -> None:
+    code = await a_category(store)
+    for n, started in enumerate((1763700089.9, 1763703000.0)):
+        tracker = load_tracker("form_confirmed", sender=sender, category=code)
+        form_started(tracker, started)
+        confirmed_again(tracker, message_id=100 + n, later=4000 * n)
+        await ActionSubmitWorkOrder(store).run(CollectingDispatcher(), tracker, {})
+    assert len(await order_numbers(store)) == 2
+
+
+async def test_the_same_message_sent_again_files_once(store: StoreClient, sender: str) -> None:
+    """The gateway sends a turn again (its sweeper, after a crash): a new user event with the
+    same stored message id."""
+    code = await a_category(store)
+    for later in (60, 75):
+        tracker = load_tracker("form_confirmed", sender=sender, category=code)
+        confirmed_again(tracker, message_id=91, later=later)
+        await ActionSubmitWorkOrder(store).run(CollectingDispatcher(), tracker, {})
+    assert len(await order_numbers(store)) == 1
+
+
 async def test_category_list_offers_every_top_level_category(store: StoreClient) -> None:
     dispatcher = CollectingDispatcher()
     tracker = load_tracker("form_category_other", sender="s", category=await a_category(store))

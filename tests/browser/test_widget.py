@@ -188,7 +188,10 @@ async def test_agent_reply_and_reconnect(gateway, browser, db) -> None:
     await page.goto(str(gateway.make_url("/")))
     await open_widget(page)
     await send(page, "转人工")
-    await bot_bubbles(page).first.wait_for()
+    # Not the first bot bubble: that may be the widget's own static welcome, shown before the
+    # gateway's session frame (and the token the widget stores from it) has arrived.
+    await bot_bubbles(page).filter(has_text="收到：转人工").wait_for()
+    await page.wait_for_function("window.localStorage.getItem('h12345.session') !== null")
 
     token = await page.evaluate("localStorage.getItem('h12345.session')")
     digest = hashlib.sha256(token.encode()).hexdigest()

@@ -39,9 +39,11 @@ class FakeRasa(LocalServer):
     def __init__(self, responder: Responder = echo) -> None:
         self.responder = responder
         self.delay = 0.0
+        self.stall: asyncio.Event | None = None  # turns are answered only once this is set
         self.status = 200
         self.received: list[dict[str, Any]] = []
         self.understood: list[dict[str, Any]] = []  # turns answered 200, as Rasa's tracker keeps
+        self._answers: list[list[dict[str, Any]]] = []  # what each understood turn uttered
         app = web.Application()
         app.router.add_post("/webhooks/rest/webhook", self._webhook)
         app.router.add_get("/webhooks/rest/", self._status)
@@ -56,30 +58,46 @@ class FakeRasa(LocalServer):
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.received.append(body)
+        if self.stall is not None:  # a turn that hangs in Rasa (a slow action, say)
+            await self.stall.wait()
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.status != 200:
             return web.json_response({"error": "boom"}, status=self.status)
+        answer = self.responder(body["sender"], body["message"])
         self.understood.append(body)
-        return web.json_response(self.responder(body["sender"], body["message"]))
+        self._answers.append(answer)
+        return web.json_response(answer)
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def _tracker(self, request: web.Request) -> web.Response:
         """Rasa's tracker shape: one `user` event per message received from this sender, with
-        the metadata the gateway sent and a parse result from `understand`."""
+        the metadata the gateway sent and a parse result from `understand`, followed by a
+        `bot` event per utterance of that turn."""
         sender = request.match_info["sender"]
-        events = [
-            {
-                "event": "user",
-                "text": body["message"],
-                "parse_data": {"text": body["message"], "intent": understand(body["message"])},
-                "metadata": body.get("metadata") or {},
-            }
-            for body in self.understood
-            if body["sender"] == sender
-        ]
+        events: list[dict[str, Any]] = []
+        for body, answer in zip(self.understood, self._answers, strict=True):
+            if body["sender"] != sender:
+                continue
+            events.append(
+                {
+                    "event": "user",
+                    "text": body["message"],
+                    "parse_data": {"text": body["message"], "intent": understand(body["message"])},
+                    "metadata": body.get("metadata") or {},
+                }
+            )
+            events += [
+                {
+                    "event": "bot",
+                    "text": item.get("text"),
+                    "data": {"buttons": item.get("buttons"), "custom": item.get("custom")},
+                    "metadata": {},
+                }
+                for item in answer
+            ]
         return web.json_response({"sender_id": sender, "events": events})
 
 

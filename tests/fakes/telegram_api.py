@@ -4,7 +4,7 @@ It speaks the real protocol closely enough for python-telegram-bot: parameters a
 form-encoded (PTB) or as JSON, answers are `{"ok": true, "result": ...}` or Bot-API-shaped
 errors. It enforces the limits that matter to us (text 1..4096 characters, callback_data at
 most 64 bytes) and can answer 429 with `retry_after`, 502 "Bad Gateway" (Telegram's servers
-briefly down) or 403 "bot was blocked by the user".
+briefly down) or 403 "bot was blocked by the user", or hang until released (`stall`).
 Every call is recorded in `calls` as `(method, params)`.
 
 The module also builds the update JSON Telegram would POST to a webhook.
@@ -12,6 +12,7 @@ The module also builds the update JSON Telegram would POST to a webhook.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -37,6 +38,7 @@ class FakeTelegramAPI(LocalServer):
         self.flood = 0  # answer this many next sendMessage calls with 429
         self.down = 0  # answer this many next sendMessage calls with 502 Bad Gateway
         self.retry_after = 1
+        self.stall: asyncio.Event | None = None  # sendMessage answers only once this is set
         self.webhook: dict[str, Any] = {}
         self._message_ids = itertools.count(1)
         app = web.Application()
@@ -99,6 +101,8 @@ class FakeTelegramAPI(LocalServer):
         return _ok(True)
 
     async def _m_sendmessage(self, params: dict[str, Any]) -> web.Response:
+        if self.stall is not None:  # a Bot API that hangs (the caller may give up first)
+            await self.stall.wait()
         chat_id = str(params.get("chat_id", ""))
         text = str(params.get("text", ""))
         if self.down > 0:

@@ -16,6 +16,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -24,17 +25,18 @@ from sqlalchemy import select
 
 from bot.app import create_app
 from bot.keys import CIPHER
-from bot.notifier import MAX_ATTEMPTS, Notifier
+from bot.notifier import NOTICE_LABELS, NOTIFIER, Notifier
 from bot.settings import Settings
 from store import lifecycle, work_orders
 from store.categories import seed_taxonomy
 from store.conversations import ensure_conversation, identity_of
 from store.db import Database
 from store.links import link_identity
-from store.models import Outbox
+from store.models import Outbox, utcnow
 from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI
 from tests.fakes.wechat_api import FakeWeChatAPI
 from tests.integration.outbox_helpers import system_messages
+from tests.integration.test_console_helpers import Console, make_agent, unique, wait_until
 
 CHAT = 515151
 CUSTOM_SEND = "/cgi-bin/message/custom/send"
@@ -136,7 +138,7 @@ async def settle(notifier: Notifier, db: Database, order_id: int, what: str) -> 
         for row in rows:
             p = row.payload
             if p.get("work_order_id") == order_id and p.get("what") == what:
-                if row.delivered_at is not None or row.attempts >= MAX_ATTEMPTS:
+                if row.delivered_at is not None or row.gave_up_at is not None:
                     return row
         if loop.time() > deadline:
             raise TimeoutError(f"status {what} of order {order_id} was not settled")
@@ -201,6 +203,8 @@ async def test_wechat_system_error_is_retried_without_telling_telegram_twice(
 
 
 async def test_a_blocked_bot_is_written_down_and_not_retried(
+    gateway_all: TestClient,
+    settings: Settings,
     db: Database,
     notifier: Notifier,
     citizen: Citizen,
@@ -221,6 +225,10 @@ async def test_a_blocked_bot_is_written_down_and_not_retried(
     [on_telegram] = await system_messages(db, "telegram", str(CHAT))
     assert on_telegram.status == "failed"
     assert "blocked" in on_telegram.payload["undelivered"]
+    _, listed = await board(gateway_all, settings)  # the supervisor sees who was not told
+    [notice] = listed["notices"]
+    assert (notice["tracking_no"], notice["channel"]) == (citizen.tracking_no, "telegram")
+    assert notice["state"] == "refused" and "blocked" in notice["reason"]
 
 
 async def test_a_refusal_noted_on_the_first_attempt_stays_noted_after_the_retry(
@@ -243,24 +251,114 @@ async def test_a_refusal_noted_on_the_first_attempt_stays_noted_after_the_retry(
     assert on_wechat.status == "failed"
 
 
-async def test_a_channel_down_for_good_is_given_up_after_max_attempts_and_stored_once(
+async def board(gateway: TestClient, settings: Settings, role: str = "supervisor") -> Any:
+    """What the supervisor board lists as undelivered notices (the HTTP response)."""
+    name = unique(role)
+    await make_agent(settings.database_url, name, role)
+    console = Console(gateway)
+    try:
+        assert (await console.login(name)).status == 200
+        resp = await console.get("/console/api/undelivered-notices")
+        return resp.status, (await resp.json() if resp.status == 200 else None)
+    finally:
+        await console.close()
+
+
+async def status_row(db: Database, order_id: int, what: str) -> Outbox:
+    async with db.session() as s:
+        rows = (await s.execute(select(Outbox).order_by(Outbox.id))).scalars().all()
+    [row] = [
+        r
+        for r in rows
+        if r.payload.get("work_order_id") == order_id and r.payload.get("what") == what
+    ]
+    return row
+
+
+async def test_a_channel_down_past_the_retry_period_is_given_up_and_shown_on_the_board(
+    gateway_all: TestClient,
+    settings: Settings,
     db: Database,
-    notifier: Notifier,
     citizen: Citizen,
     tg_api: FakeTelegramAPI,
     wechat_api: FakeWeChatAPI,
 ) -> None:
+    notifier = Notifier(
+        gateway_all.app, backoff=lambda attempts: timedelta(0), retry_for=timedelta(seconds=1)
+    )
     tg_api.down = 1000
     await move(db, citizen.order_id, "dispatched")
     row = await settle(notifier, db, citizen.order_id, "dispatched")
 
-    assert row.delivered_at is None and row.attempts == MAX_ATTEMPTS
+    assert row.delivered_at is None and row.gave_up_at is not None
     assert re.fullmatch(r"retry on: telegram identity \d+", row.last_error)
-    assert len(sent_to_telegram(tg_api)) == MAX_ATTEMPTS
+    tries = len(sent_to_telegram(tg_api))
+    assert tries == row.attempts >= 1  # (the gateway's own notifier may have made some)
     assert len(wechat_api.sent_texts) == 1
     assert len(await system_messages(db, "web", citizen.web_id)) == 1
     [on_telegram] = await system_messages(db, "telegram", str(CHAT))
     assert on_telegram.status == "failed"
     assert "Bad Gateway" in on_telegram.payload["undelivered"]
     await notifier.deliver_pending()
-    assert len(sent_to_telegram(tg_api)) == MAX_ATTEMPTS  # given up: no further tries
+    assert len(sent_to_telegram(tg_api)) == tries  # given up: no further tries
+
+    status, listed = await board(gateway_all, settings)
+    assert status == 200
+    [notice] = listed["notices"]
+    assert notice["tracking_no"] == citizen.tracking_no
+    assert (notice["channel"], notice["state"]) == ("telegram", "given_up")
+    assert notice["label"] == NOTICE_LABELS["dispatched"]
+    assert "Bad Gateway" in notice["reason"]
+    assert (await board(gateway_all, settings, role="agent"))[0] == 403
+
+
+async def test_after_an_outage_an_old_notice_backs_off_from_its_last_attempt(
+    gateway_all: TestClient, db: Database, citizen: Citizen, tg_api: FakeTelegramAPI
+) -> None:
+    """Not from when it was written: a notice written two hours ago, during an outage, does
+    not burn its tries in a burst once the gateway is back."""
+    notifier = Notifier(gateway_all.app)  # the real backoff
+    tg_api.down = 1000
+    await move(db, citizen.order_id, "dispatched")
+    async with db.session() as s:  # written two hours ago, while the gateway was down
+        row = await s.get_one(Outbox, (await status_row(db, citizen.order_id, "dispatched")).id)
+        row.created_at = utcnow() - timedelta(hours=2)
+    for _ in range(6):
+        await notifier.deliver_pending()
+
+    row = await status_row(db, citizen.order_id, "dispatched")
+    assert row.attempts == 1 and row.delivered_at is None and row.gave_up_at is None
+    assert row.next_attempt_at is not None and row.next_attempt_at > utcnow()
+    assert len(sent_to_telegram(tg_api)) == 1
+
+    tg_api.down = 0  # Telegram is back: the notice goes out when it is due again
+    row = await settle(notifier, db, citizen.order_id, "dispatched")
+    assert row.delivered_at is not None and row.attempts == 2
+    assert len(sent_to_telegram(tg_api)) == 2
+
+
+async def test_a_push_killed_half_way_is_made_again(
+    gateway_all: TestClient,
+    db: Database,
+    notifier: Notifier,
+    citizen: Citizen,
+    tg_api: FakeTelegramAPI,
+    wechat_api: FakeWeChatAPI,
+) -> None:
+    """The channel's "told" key is set after the push, so a gateway killed while Telegram has
+    not answered yet tells Telegram again after the restart instead of never."""
+    tg_api.stall = asyncio.Event()
+    await move(db, citizen.order_id, "dispatched")
+    # The gateway's own notifier pushes; Telegram has not answered when the gateway dies.
+    await wait_until(lambda: len(tg_api.called("sendMessage")) == 1)
+    await gateway_all.app[NOTIFIER].stop()
+    tg_api.stall.set()
+    tg_api.stall = None
+
+    row = await settle(notifier, db, citizen.order_id, "dispatched")  # after the restart
+    assert row.delivered_at is not None
+    text = sent_to_telegram(tg_api)[0]
+    assert sent_to_telegram(tg_api) == [text, text]
+    [on_telegram] = await system_messages(db, "telegram", str(CHAT))
+    assert on_telegram.text == text and on_telegram.status == "processed"
+    assert [t for _, t in wechat_api.sent_texts] == [text]

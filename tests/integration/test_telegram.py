@@ -133,6 +133,27 @@ async def test_duplicate_update_is_processed_once(tg, tg_api, fake_rasa) -> None
     assert len(tg_api.called("sendMessage")) == 1
 
 
+async def test_an_update_that_cannot_be_stored_is_refused_and_answered_when_sent_again(
+    tg, tg_api, fake_rasa, db
+) -> None:
+    """Store first, then acknowledge: a database error answers 503 (Telegram sends the update
+    again) instead of 200 for an update that was never stored."""
+    await post_update(tg, text_update(30, CHAT, "你好"))  # the conversation exists already
+    async with db.engine.begin() as conn:  # the message table is unavailable for a moment
+        await conn.exec_driver_sql("ALTER TABLE message RENAME TO message_away")
+    try:
+        status = await post_update(tg, text_update(31, CHAT, "路口红绿灯不亮了"))
+    finally:
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql("ALTER TABLE message_away RENAME TO message")
+    assert status == 503
+
+    assert await post_update(tg, text_update(31, CHAT, "路口红绿灯不亮了")) == 200  # re-sent
+    assert [r["message"] for r in fake_rasa.received] == ["你好", "路口红绿灯不亮了"]
+    assert tg_api.called("sendMessage")[-1]["text"] == "收到：路口红绿灯不亮了"
+    assert len(tg_api.called("sendMessage")) == 2
+
+
 async def test_long_payload_round_trips_through_a_short_key(tg, tg_api, fake_rasa) -> None:
     payload = '/choose_category{"category":"劳动保障","sub":"拖欠农民工工资与社会保险缴纳"}'
     assert len(payload.encode()) > 64

@@ -82,9 +82,15 @@ class WeChatPeer:
         return {"signature": signer.signature, "timestamp": timestamp, "nonce": nonce}
 
     async def post(
-        self, xml: str, *, safe: bool = False, token: str = TOKEN, age: float = 0.0
+        self,
+        xml: str,
+        *,
+        safe: bool = False,
+        token: str = TOKEN,
+        age: float = 0.0,
+        query: dict[str, str] | None = None,
     ) -> Answer:
-        query = self.signed_query(token, age)
+        query = dict(query) if query is not None else self.signed_query(token, age)
         body = xml.encode()
         if safe:
             wrapped = parse_message_fields(
@@ -149,15 +155,25 @@ def reply_budget() -> float:
 
 
 @pytest.fixture
+def safe_mode() -> bool:
+    """Whether the account has an EncodingAESKey (安全模式); parametrize to turn it on."""
+    return False
+
+
+SAFE_MODE = pytest.mark.parametrize("safe_mode", [True])
+
+
+@pytest.fixture
 async def wx(
     request: pytest.FixtureRequest,
     settings: Settings,
     db: Database,
     wechat_api: FakeWeChatAPI,
     reply_budget: float,
+    safe_mode: bool,
 ) -> AsyncIterator[WeChatPeer]:
     """The gateway with the WeChat channel on; `indirect` param "redis" uses the real Redis."""
-    aes_key = base64.b64encode(os.urandom(32)).decode().rstrip("=")
+    aes_key = base64.b64encode(os.urandom(32)).decode().rstrip("=") if safe_mode else ""
     update = {
         "wechat_token": SecretStr(TOKEN),
         "wechat_app_id": wechat_api.app_id,
@@ -229,6 +245,7 @@ async def test_url_verification_outside_the_timestamp_window_is_forbidden(
     assert "wechat GET refused: timestamp is" in caplog.text
 
 
+@SAFE_MODE
 async def test_replayed_post_is_forbidden_and_not_processed(
     wx: WeChatPeer, fake_rasa: FakeRasa, db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -319,6 +336,7 @@ async def test_several_replies_are_merged_and_links_kept(
     assert answer.content == "第一段\n\n详情请看\nhttps://example.gov.cn/si"
 
 
+@SAFE_MODE
 async def test_safe_mode_round_trip_with_chinese_emoji_and_cdata_end(
     wx: WeChatPeer, fake_rasa: FakeRasa, db: Database
 ) -> None:
@@ -330,6 +348,7 @@ async def test_safe_mode_round_trip_with_chinese_emoji_and_cdata_end(
     assert [m.text for m in await citizen_messages(db)] == [text]
 
 
+@SAFE_MODE
 async def test_safe_mode_with_wrong_msg_signature_is_forbidden(
     wx: WeChatPeer, fake_rasa: FakeRasa
 ) -> None:
@@ -344,11 +363,77 @@ async def test_safe_mode_with_wrong_msg_signature_is_forbidden(
     assert fake_rasa.received == []
 
 
+@SAFE_MODE
 async def test_safe_mode_for_another_appid_is_refused(wx: WeChatPeer, fake_rasa: FakeRasa) -> None:
     wx.app_id = "wxsomeoneelse000000"
     answer = await wx.text("o-x", "你好", safe=True)
     assert answer.status == 400
     assert fake_rasa.received == []
+
+
+@SAFE_MODE
+async def test_plaintext_post_is_refused_when_safe_mode_is_configured(
+    wx: WeChatPeer, fake_rasa: FakeRasa, db: Database
+) -> None:
+    """A plaintext post's signature covers no part of its body: with a key, believe none."""
+    answer = await wx.text("o-plain", "帮我查一下工单", safe=False)
+    assert (answer.status, answer.body) == (403, "safe mode required")
+    assert fake_rasa.received == []
+    assert await citizen_messages(db) == []
+    assert (await wx.text("o-plain", "帮我查一下工单", safe=True)).status == 200
+
+
+async def test_a_nonce_reused_with_another_body_is_refused(
+    wx: WeChatPeer, fake_rasa: FakeRasa, db: Database
+) -> None:
+    """A captured signed query string cannot carry a body of the attacker's choosing."""
+    query = wx.signed_query()
+    first = await wx.post(inbound_xml("o-n1", "text", Content="你好", MsgId="71"), query=query)
+    assert first.status == 200
+    forged = inbound_xml("o-victim", "text", Content="转人工", MsgId="72")
+    answer = await wx.post(forged, query=query)
+    assert (answer.status, answer.body) == (403, "nonce reused")
+    assert [r["message"] for r in fake_rasa.received] == ["你好"]
+    # The same body under the same nonce is WeChat's own retry: answered, once.
+    again = await wx.post(inbound_xml("o-n1", "text", Content="你好", MsgId="71"), query=query)
+    assert again.status == 200
+    assert len(fake_rasa.received) == 1
+
+
+async def test_the_same_msgid_from_two_followers_is_two_messages(
+    wx: WeChatPeer, fake_rasa: FakeRasa, db: Database
+) -> None:
+    """MsgId is unique per follower: the dedupe key is (openid, MsgId)."""
+    a = await wx.text("o-first", "路灯坏了", msg_id="6400000000000000001")
+    b = await wx.text("o-second", "井盖丢了", msg_id="6400000000000000001")
+    assert (a.content, b.content) == ("收到：路灯坏了", "收到：井盖丢了")
+    assert sorted(r["message"] for r in fake_rasa.received) == ["井盖丢了", "路灯坏了"]
+    assert len(await citizen_messages(db)) == 2
+
+
+async def test_a_retry_of_a_message_stored_but_not_answered_is_answered(
+    wx: WeChatPeer, fake_rasa: FakeRasa, db: Database
+) -> None:
+    """A failure after the message was committed leaves it unanswered: WeChat's retry of it
+    is answered, not dropped as a duplicate."""
+    xml = inbound_xml("o-fail", "text", Content="社保卡丢了怎么补办", MsgId=new_msg_id())
+    async with db.engine.begin() as conn:  # the hand-off table is unavailable for a moment
+        await conn.exec_driver_sql("ALTER TABLE handoff RENAME TO handoff_away")
+    try:
+        first = await wx.post(xml)
+    finally:
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql("ALTER TABLE handoff_away RENAME TO handoff")
+    assert first.body == "success"
+    [stored] = await citizen_messages(db)
+    assert stored.status == "received"
+
+    retry = await wx.post(xml)  # WeChat's retry
+    assert retry.content == "收到：社保卡丢了怎么补办"
+    assert [r["message"] for r in fake_rasa.received] == ["社保卡丢了怎么补办"]
+    [stored] = await citizen_messages(db)
+    assert stored.status == "processed"
+    assert wx.api.sent_texts == []  # answered once, passively
 
 
 # ---- retries and the reply budget --------------------------------------------------------------
@@ -526,6 +611,7 @@ MEDIA = [
 @pytest.mark.parametrize(
     ("msg_type", "fields", "label", "stored"), MEDIA, ids=[m[0] for m in MEDIA]
 )
+@SAFE_MODE
 async def test_media_is_stored_and_answered_with_the_text_only_notice(
     wx: WeChatPeer,
     fake_rasa: FakeRasa,

@@ -564,6 +564,26 @@
       data.work_orders.forEach(function (o) { list.appendChild(orderCard(o)); });
       $("board-empty").hidden = data.work_orders.length > 0;
     }).catch(function (e) { $("board-error").textContent = e.message; $("board-error").hidden = false; });
+    request("GET", "/undelivered-notices").then(renderNotices)
+      .catch(function (e) { $("board-error").textContent = e.message; $("board-error").hidden = false; });
+  }
+
+  var NOTICE_STATES = { retrying: "重试中", given_up: "已放弃重试", refused: "平台拒收" };
+  var CHANNELS = { web: "网页", wechat: "微信", telegram: "Telegram", rest: "接口" };
+
+  // Status notices a citizen's channel has not taken (text only: reasons come from platforms).
+  function renderNotices(data) {
+    var list = $("board-notices");
+    clear(list);
+    data.notices.forEach(function (n) {
+      var item = el("li", "order notice-" + n.state);
+      item.appendChild(el("div", "order-head", n.tracking_no + " · " + n.label));
+      item.appendChild(el("div", "muted", (CHANNELS[n.channel] || n.channel) + " · " +
+        (NOTICE_STATES[n.state] || n.state) + " · 已尝试" + n.attempts + "次 · " + dateTime(n.written_at)));
+      if (n.reason) item.appendChild(el("div", "muted", n.reason));
+      list.appendChild(item);
+    });
+    $("board-notices-empty").hidden = data.notices.length > 0;
   }
 
   function renderStats(data) {
