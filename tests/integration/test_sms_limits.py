@@ -12,10 +12,14 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
 
 from bot import phone_verification as chat
+from bot.app import create_app
 from bot.keys import BUS, CIPHER, DB, SMS
 from bot.messages import CLIENT_SUBJECT, InboundMessage
+from bot.settings import Settings
 from bot.sms import AliyunSms
 from store import phone_verification as pv
 from store.bus import MemoryBus, RedisBus
@@ -23,6 +27,8 @@ from store.crypto import PersonalDataCipher
 from store.db import Database
 from tests.conftest import REDIS_URL, new_data_key
 from tests.fakes.aliyun_sms import FakeAliyunSms
+from tests.integration.test_client_address import PROXY, address, via
+from tests.integration.test_web_channel import open_chat, say
 
 ATTACKER = "ip:203.0.113.50"
 NEIGHBOUR = "ip:198.51.100.9"
@@ -120,3 +126,44 @@ async def test_a_send_that_did_not_go_out_costs_the_address_nothing(app, fake_sm
         assert answer == chat.SEND_FAILED
     answer = await ask_code(app, "web", "after-outage", throwaway_phone(2999), ATTACKER)
     assert "验证码已发送" in answer
+
+
+@pytest.fixture
+async def widget_gateway(
+    settings: Settings, db: Database, fake_sms: FakeAliyunSms
+) -> AsyncIterator[TestClient]:
+    """The gateway behind a trusted proxy (the test client), SMS to the fake. The in-memory bus:
+    the gateway's Redis keys have no per-test prefix, and identity ids restart in every test
+    database (Redis is covered above, on a namespace of its own)."""
+    update: dict[str, object] = {
+        "trusted_proxies": PROXY,
+        "sms_endpoint": fake_sms.url,
+        "sms_access_key_id": fake_sms.access_key_id,
+        "sms_access_key_secret": SecretStr(fake_sms.access_key_secret),
+        "sms_sign_name": next(iter(fake_sms.sign_names)),
+        "sms_template_code": next(iter(fake_sms.template_codes)),
+    }
+    client = TestClient(
+        TestServer(create_app(settings.model_copy(update=update)), host="127.0.0.1")
+    )
+    await client.start_server()
+    yield client
+    await client.close()
+
+
+async def test_fresh_widget_sessions_from_one_address_share_its_cap(
+    widget_gateway, fake_sms
+) -> None:
+    """Through the widget's socket behind the proxy: the address is the one the proxy saw."""
+    attacker, neighbour = address(), address()
+    answers = []
+    for n in range(HOURLY + 2):
+        ws, _ = await open_chat(widget_gateway, headers=via(attacker))
+        answers.append((await say(ws, f"验证手机 {throwaway_phone(3000 + n)}"))["text"])
+        await ws.close()
+    assert sum("验证码已发送" in a for a in answers) == HOURLY
+    assert answers[-2:] == [chat.ADDRESS_LIMIT.format(wait="1小时")] * 2
+    ws, _ = await open_chat(widget_gateway, headers=via(neighbour))
+    assert "验证码已发送" in (await say(ws, "验证手机 13700003333"))["text"]
+    await ws.close()
+    assert len(fake_sms.messages) == HOURLY + 1
