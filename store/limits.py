@@ -66,8 +66,9 @@ async def attempt(bus: Bus, checks: Sequence[tuple[Limit, str]]) -> Attempt:
 
     Allowed only if every count, this attempt included, is within its limit; a refused attempt
     is not counted. An allowed one stays counted (a failure) unless `succeeded()` is called.
-    Counts are taken one at a time, so under any concurrency exactly one attempt per window
-    sees a limit's last count (`used_up`): the place to note a lock-out once, not per refusal.
+    Counts are taken one at a time, so under any concurrency one attempt per window sees a
+    limit's last count (`used_up`; again only after a success took a count back): the place to
+    note a lock-out once, not per refusal.
     """
     counters = [
         (limit.key(subject), limit.max_attempts, limit.window_seconds) for limit, subject in checks
