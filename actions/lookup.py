@@ -26,6 +26,11 @@ BAD_NUMBER = (
     "这个工单编号好像不对（校验位不符），请核对后重新发送。编号格式如 12345-20261121-XXXXXXXXX。"
 )
 REFUSED = "查询次数过多，为保护信息安全，请15分钟后再试，或转人工客服。"
+# The per-number limit (up to 24 h): no false "15 minutes", and nothing about the number.
+NUMBER_CLOSED = (
+    "该工单编号的查询尝试次数过多，为保护信息安全，暂停凭手机号后4位查询，请稍后再试。"
+    "您也可以在提交工单时使用的渠道直接查询，或转人工客服。"
+)
 ASK_NUMBER = "请发送工单编号（格式如 12345-20261121-XXXXXXXXX），我帮您查询办理进度。"
 ASK_LAST4 = "为保护您的信息，请输入登记工单时所留手机号码的后4位。"
 
@@ -97,7 +102,8 @@ class ActionLookupWorkOrder(StoreAction):
             dispatcher.utter_message(text="抱歉，查询暂时不可用，请稍后再试。")
             return [SlotSet("lookup_pending", False)]
         if result.refused:
-            dispatcher.utter_message(text=REFUSED, buttons=[HUMAN_BUTTON])
+            refusal = NUMBER_CLOSED if result.number_closed else REFUSED
+            dispatcher.utter_message(text=refusal, buttons=[HUMAN_BUTTON])
             return [SlotSet("lookup_pending", False), SlotSet("tracking_no", None)]
         if result.malformed:
             dispatcher.utter_message(text=BAD_NUMBER)

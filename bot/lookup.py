@@ -33,6 +33,12 @@ PUBLIC_FIELDS = (
     "timeline",
 )
 NOT_FOUND = "未找到匹配的工单，请核对工单号和手机号后4位。"
+REFUSED = "查询失败次数过多，请15分钟后再试，或拨打12345热线。"
+# The per-number limit (up to 24 h): a true wait, and nothing about whether the number exists.
+NUMBER_CLOSED = (
+    "该工单号的查询尝试次数过多，为保护信息安全，暂停凭手机号后4位查询，请稍后再试。"
+    "您也可以在提交工单时使用的渠道查询，或拨打12345热线。"
+)
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
@@ -58,9 +64,8 @@ async def get_work_order(request: web.Request) -> web.Response:
                 {"error": "工单号格式不正确，请核对（例如 12345-20261121-7KQ4M9X2A）。"}, status=400
             )
         if outcome.refused:
-            return web.json_response(
-                {"error": "查询失败次数过多，请15分钟后再试，或拨打12345热线。"}, status=429
-            )
+            refusal = NUMBER_CLOSED if outcome.number_closed else REFUSED
+            return web.json_response({"error": refusal}, status=429)
         if outcome.order is None:
             return web.json_response({"error": NOT_FOUND}, status=404)
         view = view_of(outcome.order, request.app[CIPHER])

@@ -7,6 +7,8 @@ store/phone_verification.py; this module talks to the citizen and to the SMS pro
 6-digit message is taken as a code only while this identity has one outstanding, and a bare
 number only right after "验证手机"; anything else goes on to the assistant. Phones appear masked
 in every reply and log line. Without SMS settings the command explains that it is off.
+Sends are capped per identity, per phone and per client address (`client_subject`), so
+throw-away identities asking for throw-away numbers from one place stop at that place's cap.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.keys import BUS, CIPHER, DB, ROUTER, SMS
 from bot.linking import channel_name
-from bot.messages import InboundMessage, Reply
+from bot.messages import CLIENT_SUBJECT, InboundMessage, Reply
 from bot.sms import BAD_NUMBER, BUSINESS_LIMIT, SmsError
 from bot.text import clean_text, for_nlu
 from store import conversations, links
@@ -45,7 +47,9 @@ SENT = (
     "验证后，凡验证过同一手机号的渠道将关联为同一账号。如非本人操作请忽略。"
 )
 COOLDOWN = "验证码发送过于频繁，请1分钟后再试。"
-DAILY_LIMIT = "今日获取验证码次数已达上限，请明天再试。"
+DAILY_LIMIT = "该号码或本账号获取验证码次数已达上限，请24小时后再试。"
+ADDRESS_LIMIT = "当前网络获取验证码过于频繁，请{wait}后再试。"
+WAITS = {pv.HOUR_SECONDS: "1小时", pv.DAY_SECONDS: "24小时"}
 CARRIER_LIMIT = "该号码接收短信过于频繁，请稍后再试。"
 SEND_FAILED = "抱歉，验证码短信暂时发送失败，请稍后再试。"
 WRONG = "验证码不正确，还可以再试{left}次。"
@@ -83,7 +87,7 @@ async def intercept(app: web.Application, msg: InboundMessage) -> list[Reply] | 
             await bus.set(_asking_key(identity_id), "1", ASK_TTL_SECONDS)
             return [Reply(ASK_NUMBER)]
         await bus.delete(_asking_key(identity_id))
-        return [await _send(app, identity_id, number)]
+        return [await _send(app, msg, identity_id, number)]
     if code is not None:
         if await bus.get(_pending_key(identity_id)) is None:
             return None  # no code outstanding: six digits mean something else
@@ -91,7 +95,7 @@ async def intercept(app: web.Application, msg: InboundMessage) -> list[Reply] | 
     if await bus.get(_asking_key(identity_id)) is None or app.get(SMS) is None:
         return None
     await bus.delete(_asking_key(identity_id))
-    return [await _send(app, identity_id, text)]
+    return [await _send(app, msg, identity_id, text)]
 
 
 async def _identity_id(app: web.Application, msg: InboundMessage) -> int:
@@ -102,7 +106,16 @@ async def _identity_id(app: web.Application, msg: InboundMessage) -> int:
         return conv.channel_identity_id
 
 
-async def _send(app: web.Application, identity_id: int, raw: str) -> Reply:
+def client_subject(msg: InboundMessage) -> str:
+    """Who asks, for the per-address SMS caps: the client address the web widget saw, or the
+    platform's own user id where the platform (WeChat, Telegram, a REST integration) hides it."""
+    subject = msg.metadata.get(CLIENT_SUBJECT)
+    if isinstance(subject, str) and subject:
+        return subject
+    return f"{msg.channel}:{msg.external_id}"
+
+
+async def _send(app: web.Application, msg: InboundMessage, identity_id: int, raw: str) -> Reply:
     bus, cipher, sender = app[BUS], app[CIPHER], app[SMS]
     try:
         mobile = pv.parse_phone(raw)
@@ -110,11 +123,13 @@ async def _send(app: web.Application, identity_id: int, raw: str) -> Reply:
         return Reply(INVALID_NUMBER)
     phone_hash = cipher.keyed_hash(mobile)
     try:
-        await pv.reserve(bus, identity_id, phone_hash)
+        sends = await pv.reserve(bus, identity_id, phone_hash, client_subject(msg))
     except pv.Cooldown:
         return Reply(COOLDOWN)
     except pv.DailyLimit:
         return Reply(DAILY_LIMIT)
+    except pv.AddressLimit as refused:
+        return Reply(ADDRESS_LIMIT.format(wait=WAITS.get(refused.window_seconds, "一段时间")))
     async with app[DB].session() as s:
         issued = await pv.issue(s, cipher, identity_id, mobile)
     try:
@@ -129,7 +144,7 @@ async def _send(app: web.Application, identity_id: int, raw: str) -> Reply:
         async with app[DB].session() as s:
             await pv.withdraw(s, issued.verification_id)
         if exc.retry:
-            await pv.release(bus, identity_id, phone_hash)
+            await pv.release(bus, identity_id, phone_hash, sends)
         if exc.code == BUSINESS_LIMIT:
             return Reply(CARRIER_LIMIT)
         if exc.code == BAD_NUMBER:

@@ -41,6 +41,7 @@ class LookupResult:
     refused: bool = False
     malformed: bool = False
     needs_phone: bool = False
+    number_closed: bool = False  # refused by the per-number limit (up to 24 h)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,9 @@ class StoreClient:
                 citizen_id=citizen_id,
             )
             view = view_of(outcome.order, self.cipher) if outcome.order else None
-        return LookupResult(view, outcome.refused, outcome.malformed, outcome.needs_phone)
+        return LookupResult(
+            view, outcome.refused, outcome.malformed, outcome.needs_phone, outcome.number_closed
+        )
 
     async def my_work_orders(self, sender_id: str) -> list[WorkOrderView]:
         """Orders filed by this citizen through any linked channel."""

@@ -47,6 +47,8 @@ class Attempt:
 
     allowed: bool
     counts: tuple[int, ...]
+    exceeded: tuple[Limit, ...]  # the limits that refused it (empty when allowed)
+    used_up: tuple[Limit, ...]  # the limits whose last attempt of the window this one took
     _bus: Bus = field(repr=False)
     _keys: tuple[str, ...] = field(repr=False)
     _settled: bool = field(default=False, repr=False)
@@ -64,13 +66,22 @@ async def attempt(bus: Bus, checks: Sequence[tuple[Limit, str]]) -> Attempt:
 
     Allowed only if every count, this attempt included, is within its limit; a refused attempt
     is not counted. An allowed one stays counted (a failure) unless `succeeded()` is called.
+    Counts are taken one at a time, so under any concurrency one attempt per window sees a
+    limit's last count (`used_up`; again only after a success took a count back): the place to
+    note a lock-out once, not per refusal.
     """
     counters = [
         (limit.key(subject), limit.max_attempts, limit.window_seconds) for limit, subject in checks
     ]
     allowed, counts = await bus.count_attempt(counters)
+    pairs = [(limit, count) for (limit, _), count in zip(checks, counts, strict=True)]
     return Attempt(
-        allowed=allowed, counts=counts, _bus=bus, _keys=tuple(key for key, _, _ in counters)
+        allowed=allowed,
+        counts=counts,
+        exceeded=() if allowed else tuple(lim for lim, n in pairs if n > lim.max_attempts),
+        used_up=tuple(lim for lim, n in pairs if n == lim.max_attempts) if allowed else (),
+        _bus=bus,
+        _keys=tuple(key for key, _, _ in counters),
     )
 
 

@@ -16,7 +16,9 @@ parallel guesses cannot slip through:
   is let in before any limit, and a requester with the right digits gets in while the number
   has fewer than 20 failures (a few guessers only block themselves).
 
-A right guess takes its own count back; earlier wrong guesses stay counted.
+A right guess takes its own count back; earlier wrong guesses stay counted. A refusal says
+which limit refused (`number_closed`), so the citizen is told a wait that is true; both limits
+count unknown numbers as well, so this reveals nothing about whether a number exists.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class LookupOutcome:
 
     order: WorkOrder | None
     refused: bool = False  # rate-limited: try again later
+    number_closed: bool = False  # refused by NUMBER_LIMIT (up to 24 h), not the requester's 15 min
     malformed: bool = False  # not a valid tracking number (caught by the check character)
     needs_phone: bool = False  # the number is well-formed; ask for the phone's last 4 digits
 
@@ -73,7 +76,10 @@ async def lookup(
     checks.append((NUMBER_LIMIT, tracking_no))
     attempt = await limits.attempt(bus, checks)
     if not attempt.allowed:
-        return LookupOutcome(order=None, refused=True)
+        # Counted per number whether or not it exists, so saying which limit refused tells
+        # nothing about the number; it only keeps "try again in 15 minutes" true.
+        closed = NUMBER_LIMIT in attempt.exceeded
+        return LookupOutcome(order=None, refused=True, number_closed=closed)
     if citizen_id is None:  # else loaded above
         order = await by_tracking_no(session, tracking_no)
     if order is not None and _digits_match(cipher, order, phone_last4):

@@ -7,9 +7,10 @@ Rules (issue 9; the chat that uses them is bot/phone_verification.py):
   never in clear. A new code for the same identity ends the previous one.
 * MAX_TRIES (5) tries per code. Each try is counted by one atomic UPDATE before the code is
   compared, so parallel guesses cannot get more than five comparisons.
-* One code per identity and per phone every RESEND_COOLDOWN_SECONDS (60), and at most
-  MAX_CODES_PER_PHONE_PER_DAY to one phone and MAX_CODES_PER_IDENTITY_PER_DAY to one identity.
-  Both are taken from the bus atomically (SET NX, INCR) before anything is sent.
+* One code per identity and per phone every RESEND_COOLDOWN_SECONDS (60), and within 24 hours
+  at most MAX_CODES_PER_PHONE_PER_DAY to one phone, MAX_CODES_PER_IDENTITY_PER_DAY to one
+  identity; per client address 10 an hour and 30 a day. All are taken from the bus atomically
+  (SET NX, then one store/limits.py attempt) before anything is sent; there is no global cap.
 * The right code records the phone on the identity's citizen (`phone_verified_at`) and merges
   every other citizen who verified the same phone: the only merge a phone number can cause.
 
@@ -26,7 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import audit, links
+from store import audit, limits, links
 from store.bus import Bus
 from store.crypto import PersonalDataCipher, associated_data, mask_phone, normalize_mobile
 from store.models import ChannelIdentity, Citizen, PhoneVerification, utcnow
@@ -37,6 +38,16 @@ RESEND_COOLDOWN_SECONDS = 60
 MAX_CODES_PER_PHONE_PER_DAY = 5
 MAX_CODES_PER_IDENTITY_PER_DAY = 10
 DAY_SECONDS = 24 * 60 * 60
+HOUR_SECONDS = 60 * 60
+# What one send costs, on every cap at once (store/limits.py; fixed windows from the first send).
+SENDS_PER_PHONE = limits.Limit("sms:phone", MAX_CODES_PER_PHONE_PER_DAY, DAY_SECONDS)
+SENDS_PER_IDENTITY = limits.Limit("sms:identity", MAX_CODES_PER_IDENTITY_PER_DAY, DAY_SECONDS)
+# Per client address: throw-away identities asking for throw-away numbers still come from
+# somewhere. Loose enough for a shared (NAT) address; no cap for everyone, which an attacker
+# could use up to switch verification off.
+SENDS_PER_ADDRESS_HOUR = limits.Limit("sms:address:hour", 10, HOUR_SECONDS)
+SENDS_PER_ADDRESS_DAY = limits.Limit("sms:address:day", 30, DAY_SECONDS)
+ADDRESS_LIMITS = (SENDS_PER_ADDRESS_HOUR, SENDS_PER_ADDRESS_DAY)
 
 VERIFIED, WRONG, TOO_MANY, EXPIRED, NO_CODE = "verified", "wrong", "too_many", "expired", "none"
 
@@ -54,7 +65,16 @@ class Cooldown(VerificationRefused):
 
 
 class DailyLimit(VerificationRefused):
-    """This phone or identity had its codes for today."""
+    """This phone or identity had its codes for the last 24 hours."""
+
+
+class AddressLimit(VerificationRefused):
+    """Too many codes were asked for from this client address; it may ask again within
+    `window_seconds` (the window of the cap that refused)."""
+
+    def __init__(self, window_seconds: float) -> None:
+        super().__init__(window_seconds)
+        self.window_seconds = window_seconds
 
 
 @dataclass(frozen=True)
@@ -89,33 +109,55 @@ def code_hash(cipher: PersonalDataCipher, identity_id: int, phone_hash: str, cod
     return cipher.keyed_hash(f"sms-code|{identity_id}|{phone_hash}|{code}")
 
 
-async def reserve(bus: Bus, identity_id: int, phone_hash: str, now: datetime | None = None) -> None:
-    """Take one send from the cooldown and the daily caps, or raise Cooldown / DailyLimit.
+async def reserve(
+    bus: Bus, identity_id: int, phone_hash: str, client_subject: str
+) -> limits.Attempt:
+    """Take one send from the cooldowns and the caps, or raise Cooldown / DailyLimit /
+    AddressLimit. The returned attempt stays counted; `release` gives it back.
 
-    Counted first (SET NX, INCR), checked after: parallel requests cannot slip past.
+    `client_subject` is who asks, as per-address limits know it (an address for the web widget,
+    the platform's own user id where the platform hides the address). The cooldowns are taken
+    first (SET NX), so parallel asks of one identity hear "cooldown", not "cap"; then every cap
+    is counted in one atomic step (store/limits.py); a refused send is counted nowhere.
     """
-    cooldowns = (f"sms:cooldown:identity:{identity_id}", f"sms:cooldown:phone:{phone_hash}")
-    taken = []
-    for key in cooldowns:
+    taken: list[str] = []
+    for key in (f"sms:cooldown:identity:{identity_id}", f"sms:cooldown:phone:{phone_hash}"):
         if not await bus.set_nx(key, "1", RESEND_COOLDOWN_SECONDS):
-            for done in taken:  # the other key was ours: give it back
-                await bus.delete(done)
+            await _give_back(bus, taken)  # the other key was ours
             raise Cooldown()
         taken.append(key)
-    day = (now or utcnow()).strftime("%Y%m%d")
-    caps = (
-        (f"sms:day:phone:{phone_hash}:{day}", MAX_CODES_PER_PHONE_PER_DAY),
-        (f"sms:day:identity:{identity_id}:{day}", MAX_CODES_PER_IDENTITY_PER_DAY),
+    sends = await limits.attempt(
+        bus,
+        [
+            (SENDS_PER_ADDRESS_HOUR, client_subject),
+            (SENDS_PER_ADDRESS_DAY, client_subject),
+            (SENDS_PER_PHONE, phone_hash),
+            (SENDS_PER_IDENTITY, str(identity_id)),
+        ],
     )
-    for key, cap in caps:
-        if await bus.incr(key, DAY_SECONDS) > cap:
-            raise DailyLimit()
+    if not sends.allowed:
+        await _give_back(bus, taken)
+        by_address = [lim for lim in sends.exceeded if lim in ADDRESS_LIMITS]
+        if by_address:
+            raise AddressLimit(max(lim.window_seconds for lim in by_address))
+        raise DailyLimit()
+    return sends
 
 
-async def release(bus: Bus, identity_id: int, phone_hash: str) -> None:
-    """Lift the cooldown after a send that did not go out (the citizen may ask again now)."""
+async def _give_back(bus: Bus, keys: list[str]) -> None:
+    for key in keys:
+        await bus.delete(key)
+
+
+async def release(
+    bus: Bus, identity_id: int, phone_hash: str, sends: limits.Attempt | None = None
+) -> None:
+    """After a send that did not go out: lift the cooldowns (the citizen may ask again now) and
+    give the send back to the caps."""
     await bus.delete(f"sms:cooldown:identity:{identity_id}")
     await bus.delete(f"sms:cooldown:phone:{phone_hash}")
+    if sends is not None:
+        await sends.succeeded()  # a refund: this send cost nothing
 
 
 async def issue(

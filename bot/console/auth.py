@@ -1,7 +1,10 @@
 """Console sign-in: server-side sessions in the bus, role checks, CSRF and login throttling.
 
 Login attempts are counted before the password is checked: 5 per (username, client address)
-and 30 per client address in 15 minutes (client address: bot/client_address.py).
+and 30 per client address in 15 minutes (client address: bot/client_address.py). Each wrong
+password is audited (`login_failed`, bounded by those limits); the wrong password that uses up a
+limit also writes `login_locked`, once per window; refused logins write nothing, so a flood of
+them is no flood of database writes.
 
 The cookie holds only a random session id. The bus stores the session under an HMAC of that id
 (keyed with SESSION_SECRET), so logout deletes it for real and a leaked bus dump yields no
@@ -242,13 +245,16 @@ async def login(request: web.Request) -> web.Response:
     address = limit_subject(request)
     pair = (LOGIN_PER_USER_AND_ADDRESS, f"{username.lower()}|{address}")
     attempt = await limits.attempt(bus, [pair, (LOGIN_PER_ADDRESS, address)])
-    if not attempt.allowed:
-        await audit(request, None, "login_locked", f"username:{username}")
+    if not attempt.allowed:  # nothing written: a flood of refusals costs no database writes
         return error(429, "登录失败次数过多，请15分钟后再试")
     async with request.app[DB].session() as s:
         agent = await agents.verify(s, username, password[:1024])
     if agent is None:
         await audit(request, None, "login_failed", f"username:{username}")
+        # The failure that used up a limit's last try locks it: audited once per window.
+        for limit in attempt.used_up:
+            target = f"username:{username}" if limit is pair[0] else f"address:{address}"
+            await audit(request, None, "login_locked", target)
         return error(401, "用户名或密码错误")
     await attempt.succeeded()
     # Only this user, knowing the password, can clear their own count at this address.

@@ -24,6 +24,14 @@ from store.models import Citizen, Conversation
 NOT_FOUND = "会话不存在"
 
 
+def mask_external_id(external_id: str) -> str:
+    """A platform user id as the console shows it: enough to tell two apart, not to reuse one
+    (oABC****xyz; short ids keep their last two characters only)."""
+    if len(external_id) <= 6:
+        return "*" * max(len(external_id) - 2, 2) + external_id[-2:]
+    return f"{external_id[:3]}****{external_id[-3:]}"
+
+
 async def _linked(s: AsyncSession, citizen_id: int, this_identity: int) -> list[dict[str, Any]]:
     identities = await links.identities_of(s, citizen_id)
     ids = [i.id for i in identities]
@@ -37,6 +45,7 @@ async def _linked(s: AsyncSession, citizen_id: int, this_identity: int) -> list[
             "channel": i.channel,
             "channel_name": channel_name(i.channel),
             "display_name": i.display_name or f"{channel_name(i.channel)}访客",
+            "masked_id": mask_external_id(i.external_id),
             "since": i.created_at.isoformat(),
             "current": i.id == this_identity,
         }

@@ -6,10 +6,18 @@ from datetime import date
 
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.lookup import BAD_NUMBER, NOT_FOUND, REFUSED, ActionLookupWorkOrder, ActionMyWorkOrders
+from actions.lookup import (
+    BAD_NUMBER,
+    NOT_FOUND,
+    NUMBER_CLOSED,
+    REFUSED,
+    ActionLookupWorkOrder,
+    ActionMyWorkOrders,
+)
 from actions.rating import ActionRate
 from store import lifecycle, work_orders
 from store.client import StoreClient
+from store.lookup import NUMBER_LIMIT, REQUESTER_LIMIT
 from store.tracking import new_tracking_no
 from tests.actions.conftest import load_tracker, new_sender, texts
 
@@ -86,6 +94,31 @@ async def test_repeated_failures_are_refused(store: StoreClient, sender: str) ->
     assert answers[-1] == REFUSED
     _, said = await lookup(store, "lookup_digits", sender=other, tracking=number, last4="5678")
     assert said == [REFUSED]  # even the right digits, until the block expires
+
+
+async def test_a_closed_number_is_not_promised_for_15_minutes(
+    store: StoreClient, sender: str
+) -> None:
+    """Guessers in many chats close the number's digits path (up to 24 h): the next requester
+    hears that, not "15 minutes", and the same for a number that does not exist."""
+    number, unknown = await file_order(store, sender), new_tracking_no(date(2026, 1, 5))
+    for target in (number, unknown):
+        for i in range(NUMBER_LIMIT.max_attempts // REQUESTER_LIMIT.max_attempts):
+            guesser = await new_sender(store, f"guesser-{target}-{i}")
+            for _ in range(REQUESTER_LIMIT.max_attempts):
+                _, said = await lookup(
+                    store, "lookup_digits", sender=guesser, tracking=target, last4="0000"
+                )
+                assert said == [NOT_FOUND]
+    late = await new_sender(store, "late")
+    answers = [
+        (await lookup(store, "lookup_digits", sender=late, tracking=t, last4="5678"))[1]
+        for t in (number, unknown)
+    ]
+    assert answers == [[NUMBER_CLOSED], [NUMBER_CLOSED]]
+    assert "15分钟" not in NUMBER_CLOSED
+    _, said = await lookup(store, "lookup_number", sender=sender, tracking=number)
+    assert "已受理" in said[0]  # the citizen who filed it still gets in
 
 
 async def test_lookup_without_number_asks_for_it(store: StoreClient, sender: str) -> None:

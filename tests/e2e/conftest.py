@@ -108,8 +108,7 @@ def start_stack(
             "--model",
             str(MODEL),
             "--enable-api",
-            "--auth-token",
-            token,
+            f"--auth-token={token}",  # one word: a token may start with "-"
             "-i",
             "127.0.0.1",
             "-p",

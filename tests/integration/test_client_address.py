@@ -11,6 +11,7 @@ import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from datetime import date
 
 import pytest
 from aiohttp import web
@@ -25,10 +26,13 @@ from bot.client_address import client_address, limit_subject
 from bot.console.auth import LOGIN_PER_ADDRESS, LOGIN_PER_USER_AND_ADDRESS
 from bot.keys import CIPHER, DB, SETTINGS
 from bot.linking import REDEEM_PER_ADDRESS
+from bot.lookup import NUMBER_CLOSED
+from bot.lookup import REFUSED as LOOKUP_REFUSED
 from bot.settings import Settings
 from store import work_orders
 from store.categories import seed_taxonomy
-from store.lookup import REQUESTER_LIMIT
+from store.lookup import NUMBER_LIMIT, REQUESTER_LIMIT
+from store.tracking import new_tracking_no
 from tests.conftest import REDIS_URL
 from tests.integration.test_console_helpers import PASSWORD, make_agent, unique
 from tests.integration.test_web_channel import WELCOME, open_chat, say, turns
@@ -164,6 +168,34 @@ async def test_lookup_guesses_behind_a_proxy_block_the_guesser_not_the_owner(pro
     assert statuses.count(429) == 60 - REQUESTER_LIMIT.max_attempts
     assert await look_up(proxied, number, "5678", guesser) == 429
     assert await look_up(proxied, number, "5678", owner) == 200
+
+
+async def refusal(gateway: TestClient, number: str, client: str) -> str:
+    resp = await gateway.get(f"/api/v1/work-orders/{number}?phone_last4=0000", headers=via(client))
+    assert resp.status == 429
+    return (await resp.json())["error"]
+
+
+async def test_each_refusal_states_a_true_wait_and_nothing_about_the_number(proxied) -> None:
+    """A requester blocked for 15 minutes is told so; a number closed for up to 24 h is not told
+    "15 minutes", and a number that exists gets the same words as one that does not."""
+    number, unknown = await file_order(proxied), new_tracking_no(date(2026, 1, 5))
+    guesser = address()
+    for _ in range(REQUESTER_LIMIT.max_attempts):
+        assert await look_up(proxied, number, "0000", guesser) == 404
+    assert await refusal(proxied, number, guesser) == LOOKUP_REFUSED
+    assert "15分钟" in LOOKUP_REFUSED
+
+    # Many addresses close the number for everyone (the guesser's 5 count on `number` too).
+    for target, failed in ((number, REQUESTER_LIMIT.max_attempts), (unknown, 0)):
+        while failed < NUMBER_LIMIT.max_attempts:
+            client = address()
+            for _ in range(REQUESTER_LIMIT.max_attempts):
+                assert await look_up(proxied, target, "0000", client) == 404
+            failed += REQUESTER_LIMIT.max_attempts
+    closed = [await refusal(proxied, target, address()) for target in (number, unknown)]
+    assert closed == [NUMBER_CLOSED, NUMBER_CLOSED]
+    assert "15分钟" not in NUMBER_CLOSED and "提交工单时使用的渠道" in NUMBER_CLOSED
 
 
 async def test_forwarded_headers_from_an_untrusted_peer_are_ignored(gateway) -> None:

@@ -64,6 +64,26 @@ async def test_lockout_after_five_failures_even_with_the_right_password(gateway,
         await console.close()
 
 
+async def test_a_flood_of_refused_logins_writes_one_lock_row(gateway, settings) -> None:
+    """The failure that locks is audited once; the refusals after it write nothing."""
+    name = unique()
+    await make_agent(settings.database_url, name)
+    console = Console(gateway)
+    try:
+        statuses = [(await console.login(name, "nope nope nope")).status for _ in range(45)]
+        # Other usernames from the same address until the address limit (30) runs out.
+        for _ in range(25):
+            statuses.append((await console.login(unique("ghost"), "nope nope nope")).status)
+        statuses += [(await console.login(unique("ghost"), "x y z")).status for _ in range(20)]
+    finally:
+        await console.close()
+    assert statuses.count(401) == 30 and statuses.count(429) == 60
+    rows = await _audit_actions(settings.database_url)
+    locked = [target for action, target in rows if action == "login_locked"]
+    assert locked == [f"username:{name}", "address:ip:127.0.0.1"]
+    assert sum(1 for action, _ in rows if action == "login_failed") == 30
+
+
 async def test_unauthenticated_api_and_socket_are_refused(gateway) -> None:
     assert (await gateway.get("/console/api/handoffs")).status == 401
     assert (await gateway.post("/console/api/handoffs/x/claim")).status == 401

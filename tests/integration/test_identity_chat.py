@@ -5,6 +5,7 @@ refusals; "解绑" in chat and a supervisor's unlink in the console, all audited
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 
@@ -235,6 +236,8 @@ async def test_supervisor_unlinks_an_identity_in_the_console(gateway, fake_sms, 
         listed = await (await boss.get(f"{path}/identities")).json()
         assert len(listed["identities"]) == 2 and listed["phone_verified"] is True
         assert sum(i["current"] for i in listed["identities"]) == 1
+        assert sorted(i["masked_id"] for i in listed["identities"]) == ["**9a", "**9b"]
+        assert "r-9a" not in json.dumps(listed)  # platform ids are shown masked
         assert (await boss.post(f"{path}/unlink", csrf=False)).status == 403
         assert (await boss.post("/console/api/conversations/nope/unlink")).status == 404
         done = await boss.post(f"{path}/unlink")

@@ -76,3 +76,18 @@ async def test_reset_forgets_one_subject(bus) -> None:
     assert await limits.exhausted(bus, GUESS, "r")
     await limits.reset(bus, GUESS, "r")
     assert (await limits.attempt(bus, [(GUESS, "r")])).allowed
+
+
+async def test_the_refusal_names_its_limit_and_one_attempt_takes_the_last_count(bus) -> None:
+    checks = [(GUESS, "n"), (WIDE, "wide-n")]
+    results = await asyncio.gather(*(limits.attempt(bus, checks) for _ in range(50)))
+    assert [r.used_up for r in results].count((GUESS,)) == 1  # exactly one took the 5th count
+    refused = [r for r in results if not r.allowed]
+    assert len(refused) == 45 and all(r.exceeded == (GUESS,) for r in refused)
+    assert all(r.used_up == () for r in refused)
+    for subject in ("m1", "m2", "m3"):  # WIDE runs out first for other guess subjects
+        assert (await limits.attempt(bus, [(GUESS, subject), (WIDE, "wide-m")])).allowed
+    for _ in range(5):
+        await limits.attempt(bus, [(GUESS, "m4"), (WIDE, "wide-m")])
+    late = await limits.attempt(bus, [(GUESS, "m5"), (WIDE, "wide-m")])
+    assert not late.allowed and late.exceeded == (WIDE,)

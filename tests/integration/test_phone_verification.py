@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from store import links
+from store import limits, links
 from store import phone_verification as pv
 from store.bus import Bus, MemoryBus, RedisBus
 from store.conversations import ensure_conversation
@@ -22,6 +22,7 @@ from store.models import AuditLog, ChannelIdentity, Citizen, PhoneVerification, 
 from tests.conftest import REDIS_URL, new_data_key
 
 PHONE = "13812345678"
+HERE = "ip:198.51.100.7"  # the client subject asking (store/limits.py subject)
 
 
 @pytest.fixture
@@ -168,19 +169,19 @@ async def test_only_citizens_who_verified_the_same_phone_are_merged(db, cipher) 
 async def test_cooldown_and_daily_caps_are_taken_atomically(bus, cipher) -> None:
     phone_hash, other_hash = cipher.keyed_hash(PHONE), cipher.keyed_hash("13900002222")
     results = await asyncio.gather(
-        *(pv.reserve(bus, 1, phone_hash) for _ in range(10)), return_exceptions=True
+        *(pv.reserve(bus, 1, phone_hash, HERE) for _ in range(10)), return_exceptions=True
     )
-    assert sum(r is None for r in results) == 1
-    assert all(isinstance(r, pv.Cooldown) for r in results if r is not None)
+    assert sum(isinstance(r, limits.Attempt) for r in results) == 1
+    assert all(isinstance(r, pv.Cooldown) for r in results if not isinstance(r, limits.Attempt))
     with pytest.raises(pv.Cooldown):
-        await pv.reserve(bus, 2, phone_hash)  # the same phone from another identity
+        await pv.reserve(bus, 2, phone_hash, HERE)  # the same phone from another identity
     with pytest.raises(pv.Cooldown):
-        await pv.reserve(bus, 1, other_hash)  # another phone from the same identity
-    await pv.reserve(bus, 3, other_hash)  # a refusal took nothing from the others
+        await pv.reserve(bus, 1, other_hash, HERE)  # another phone from the same identity
+    await pv.reserve(bus, 3, other_hash, HERE)  # a refusal took nothing from the others
     # Past the cooldown (what `release` does after 60 s), the phone's daily cap still holds.
     for n in range(pv.MAX_CODES_PER_PHONE_PER_DAY - 1):
         await pv.release(bus, 10 + n, phone_hash)
-        await pv.reserve(bus, 20 + n, phone_hash)
+        await pv.reserve(bus, 20 + n, phone_hash, HERE)
     await pv.release(bus, 99, phone_hash)
     with pytest.raises(pv.DailyLimit):
-        await pv.reserve(bus, 100, phone_hash)
+        await pv.reserve(bus, 100, phone_hash, HERE)

@@ -274,6 +274,55 @@
       var o = el("option", null, cr.title); o.value = cr.text; canned.appendChild(o);
     });
     if (boss) loadAgents();
+    $("identities-box").hidden = !boss;
+    $("identities-msg").textContent = "";
+    if (boss) loadIdentities(h.conversation);
+  }
+
+  // ---- linked channels (supervisors and admins) ---------------------------------------------
+  function loadIdentities(conversation) {
+    var list = $("identities");
+    clear(list);
+    return request("GET", "/conversations/" + encodeURIComponent(conversation) + "/identities")
+      .then(function (data) {
+        if (!state.detail || state.detail.handoff.conversation !== conversation) return;
+        clear(list);
+        var several = data.identities.length > 1;
+        data.identities.forEach(function (i) {
+          var li = el("li", "identity" + (i.current ? " current" : ""));
+          li.appendChild(channelBadge(i.channel));
+          li.appendChild(el("strong", "identity-name", i.display_name));
+          li.appendChild(el("span", "muted identity-id", i.masked_id));
+          if (i.current) li.appendChild(el("span", "tag", "当前会话"));
+          if (several && i.conversation) {
+            var btn = el("button", "small danger", "解除关联");
+            btn.addEventListener("click", function () { confirmUnlink(conversation, i); });
+            li.appendChild(btn);
+          }
+          list.appendChild(li);
+        });
+        if (data.phone_verified) list.appendChild(el("li", "muted", "已验证手机号"));
+      })
+      .catch(function (e) { $("identities-msg").textContent = e.message; });
+  }
+
+  function confirmUnlink(viewed, identity) {
+    var dialog = $("unlink-dialog");
+    $("unlink-text").textContent = "确定将" + identity.channel_name + "渠道「" + identity.display_name +
+      "」（" + identity.masked_id + "）与该市民的其他渠道解除关联吗？";
+    dialog.onclose = function () {
+      if (dialog.returnValue !== "confirm") return;
+      var msg = $("identities-msg");
+      request("POST", "/conversations/" + encodeURIComponent(identity.conversation) + "/unlink")
+        .then(function (data) {
+          msg.textContent = "已解除关联：" + identity.channel_name + "渠道已成为独立账号，转移工单 " +
+            data.orders_moved + " 件。";
+          return loadIdentities(viewed);
+        })
+        .catch(function (e) { msg.textContent = e.message; });
+    };
+    dialog.returnValue = "";
+    dialog.showModal();
   }
 
   function appendMessage(m) {
