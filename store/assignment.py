@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store import agents, handoffs
 from store.errors import HandoffTaken, InvalidTransition
 from store.models import Agent, Handoff, HandoffEvent, Message, utcnow
+from store.service_hours import ServiceHours
 
 DEFAULT_HANDLING = timedelta(minutes=3)
 MAX_AUTO_LOAD = 5  # auto-assign never gives an agent more open chats than this
@@ -229,15 +230,25 @@ async def summary(session: AsyncSession, since: datetime) -> dict[str, Any]:
 NOTICE_SENT = "_notice_sent"  # context flag: the citizen was already told their place
 
 
-async def handoff_notice(session: AsyncSession, handoff: Handoff, now: datetime) -> Any:
-    """The `Reply` telling a citizen about their new hand-off (place and wait, or an offer to
-    leave a message when nobody is on duty); marks the hand-off so the console's watcher does
-    not tell them twice. Settings come from the environment (`bot.settings.get_settings`)."""
-    from bot.console.notice import handoff_notice as build  # the text lives with the console
+@dataclass(frozen=True)
+class QueueState:
+    """Facts about a citizen's new hand-off; the caller renders the words
+    (`store.queue_notice`, `bot.console.notice`)."""
 
-    reply = await build(session, handoff, now)
-    mark_noticed(handoff)
-    return reply
+    in_service: bool
+    next_opening: datetime | None
+    anyone_on_duty: bool
+    position: int
+    expected_wait: timedelta
+
+
+async def queue_state(
+    session: AsyncSession, handoff: Handoff, now: datetime, hours: ServiceHours
+) -> QueueState:
+    """Service hours, whether any agent is online, and the place and estimated wait."""
+    on_duty = bool(await agents.online_agents(session, now))
+    position, wait = await estimate_wait(session, handoff)
+    return QueueState(hours.in_service(now), hours.next_opening(now), on_duty, position, wait)
 
 
 def mark_noticed(handoff: Handoff) -> None:

@@ -12,13 +12,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from store import conversations, handoffs, lookup, work_orders
+from config import get_settings
+from store import assignment, conversations, handoffs, lookup, work_orders
 from store.bus import Bus, create_bus
 from store.crypto import PersonalDataCipher
 from store.db import Database
 from store.handoff_context import seal
 from store.masking import masked_mobile_in
 from store.models import Category, ChannelIdentity, Conversation, utcnow
+from store.queue_notice import queue_notice
+from store.service_hours import ServiceHours
 from store.views import WorkOrderView, view_of
 
 
@@ -67,8 +70,6 @@ class StoreClient:
     @classmethod
     def from_env(cls) -> StoreClient:
         """Build from DATABASE_URL, REDIS_URL and DATA_KEY."""
-        from bot.settings import get_settings
-
         settings = get_settings()
         cipher = PersonalDataCipher(settings.data_key.get_secret_value())
         return cls(Database(settings.database_url, cipher=cipher), create_bus(settings.redis_url))
@@ -178,16 +179,13 @@ class StoreClient:
             if conv is None:
                 return HandoffTicket("抱歉，暂时无法转接人工，请稍后再试。", [])
             handoff = await handoffs.request(s, conv, reason, seal(context, self.cipher))
-            try:
-                from store.assignment import handoff_notice
-            except ImportError:
-                position = await handoffs.queue_position(s, handoff)
-                return HandoffTicket(
-                    f"正在为您转接人工客服，您前面还有{max(position - 1, 0)}位市民，请稍候。",
-                    [("留言登记工单", "/leave_message")],
-                )
-            reply = await handoff_notice(s, handoff, utcnow())
-            return HandoffTicket(reply.text, [(b.title, b.payload) for b in reply.buttons])
+            settings = get_settings()
+            hours = ServiceHours.parse(settings.service_hours, settings.timezone)
+            now = utcnow()
+            state = await assignment.queue_state(s, handoff, now, hours)
+            assignment.mark_noticed(handoff)  # the console's watcher must not tell them twice
+            text, buttons = queue_notice(state, now, hours.tz)
+            return HandoffTicket(text, list(buttons))
 
     async def rate(self, *, sender_id: str, tracking_no: str, score: str) -> WorkOrderView | None:
         """The citizen's satisfaction; only the citizen who filed the order may rate it."""

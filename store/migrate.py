@@ -47,7 +47,7 @@ async def seed(database_url: str) -> None:
 
 def main() -> None:
     """Migrate and seed the configured database."""
-    from bot.settings import get_settings
+    from config import get_settings
 
     settings = get_settings()
     url = settings.database_url

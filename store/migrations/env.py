@@ -15,7 +15,7 @@ target_metadata = Base.metadata
 def _url() -> str:
     url = config.attributes.get("database_url")
     if not url:
-        from bot.settings import get_settings
+        from config import get_settings
 
         url = get_settings().database_url
     return sync_url(url)

@@ -342,16 +342,20 @@ async def test_agent_files_a_work_order_for_the_citizen(gateway, fake_rasa, sett
 
 
 async def test_store_notice_marks_the_handoff_so_the_console_does_not_repeat_it(db) -> None:
-    from store import assignment, handoffs
+    from store import assignment
+    from store.bus import MemoryBus
+    from store.client import StoreClient
 
     async with db.session() as s:
         conv = await conversations.ensure_conversation(s, "rest", "n1")
-        h = await handoffs.request(s, conv, "request_human")
-        reply = await assignment.handoff_notice(s, h, utcnow())
-        assert reply.text and reply.buttons[0].payload == "/leave_message"
-        assert assignment.was_noticed(h)
+        public_id = conv.public_id
+    ticket = await StoreClient(db, MemoryBus()).request_handoff(
+        sender_id=public_id, reason="request_human", context={}
+    )
+    assert ticket.notice and ticket.buttons[0][1] == "/leave_message"
     async with db.session() as s:
-        assert assignment.was_noticed(await s.get_one(Handoff, h.id))
+        handoff = (await s.execute(select(Handoff))).scalar_one()
+        assert assignment.was_noticed(handoff)
 
 
 async def test_agent_sees_what_the_bot_understood_of_each_turn(gateway, fake_rasa, settings):
