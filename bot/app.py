@@ -5,14 +5,27 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from functools import partial
+from types import ModuleType
 
 import aiohttp
 from aiohttp import web
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
-from bot import health, linking, phone_verification, sms, unlinking
-from bot.channels import rest
+from bot import (
+    classify_api,
+    console,
+    health,
+    linking,
+    lookup,
+    notifier,
+    phone_verification,
+    sms,
+    sweeper,
+    unlinking,
+)
+from bot.channels import rest, telegram, wechat
+from bot.channels import web as web_channel
 from bot.channels.base import ChannelRegistry
 from bot.keys import BUS, CHANNELS, CIPHER, DB, HTTP, RASA, ROUTER, SETTINGS, SMS
 from bot.rasa_client import RasaClient
@@ -26,16 +39,17 @@ from store.db import Database
 log = logging.getLogger(__name__)
 
 # Each feature module registers its routes and start-up work through one `setup(app)`.
-FEATURES: list[str] = [
-    "bot.channels.web",
-    "bot.channels.wechat",
-    "bot.channels.telegram",
-    "bot.console",
-    "bot.lookup",
-    "bot.classify_api",
-    "bot.notifier",
-    "bot.sweeper",
-]
+# Every feature registers its routes, channels and background tasks through `setup(app)`.
+FEATURES: tuple[ModuleType, ...] = (
+    web_channel,
+    wechat,
+    telegram,
+    console,
+    lookup,
+    classify_api,
+    notifier,
+    sweeper,
+)
 
 
 @web.middleware
@@ -115,12 +129,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_resources)
     health.setup(app)
     rest.setup(app)
-    for name in FEATURES:
-        try:
-            module = __import__(name, fromlist=["setup"])
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # feature not built yet
-        module.setup(app)
+    for feature in FEATURES:
+        feature.setup(app)
     return app

@@ -17,9 +17,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.knowledge import KnowledgeBase
 from store import conversations
 from store.bus import create_bus
+from store.categories import seed_taxonomy
 from store.client import StoreClient
 from store.db import Database
-from store.models import Category, Department
 from tests.conftest import REDIS_URL
 
 HERE = Path(__file__).parent
@@ -54,20 +54,6 @@ def buttons(dispatcher: CollectingDispatcher) -> list[dict[str, str]]:
 
 
 async def _seed_categories(db: Database) -> None:
-    try:
-        from store.categories import seed_taxonomy
-    except ImportError:  # the taxonomy loader is not there yet: two rows are enough here
-        async with db.session() as s:
-            dept = Department(code="urban_mgmt", name="市城管局")
-            s.add(dept)
-            await s.flush()
-            s.add_all(
-                [
-                    Category(code="urban", name="城乡建设", department_id=dept.id),
-                    Category(code="other", name="其他", department_id=dept.id),
-                ]
-            )
-        return
     async with db.session() as s:
         await seed_taxonomy(s)
 

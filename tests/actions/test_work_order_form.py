@@ -201,7 +201,6 @@ async def test_category_list_offers_every_top_level_category(store: StoreClient)
 
 
 async def test_category_is_proposed_from_the_description(store: StoreClient) -> None:
-    pytest.importorskip("store.classify")
     dispatcher = CollectingDispatcher()
     tracker = load_tracker("form_category_other", sender="s", category=None)
     events = await ActionAskCategory(store).run(dispatcher, tracker, {})
