@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole suite: lint, pytest (unit, integration on SQLite + PostgreSQL + Redis, end to end
-# with the three real processes, browser), Rasa data validation and Rasa test stories.
+# The whole suite: lint, type check (mypy on store/), pytest (unit, integration on SQLite +
+# PostgreSQL + Redis, end to end with the three real processes, browser), Rasa data validation
+# and Rasa test stories.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p var
@@ -10,6 +11,9 @@ step() { echo; echo "==> $*"; }
 
 step "ruff"
 .venv/bin/ruff check . || status=1
+
+step "mypy (store/, config.py: see [tool.mypy] in pyproject.toml)"
+.venv/bin/mypy || status=1
 
 step "rasa data validate"
 .venv-rasa/bin/rasa data validate --quiet || status=1  # 2 inherent warnings: see docs/nlu.md

@@ -141,7 +141,7 @@ async def loads(session: AsyncSession) -> dict[int, int]:
         .where(Handoff.state == "assigned", Handoff.agent_id.is_not(None))
         .group_by(Handoff.agent_id)
     )
-    return {int(a): int(n) for a, n in (await session.execute(stmt)).all()}
+    return {a: int(n) for a, n in (await session.execute(stmt)).all() if a is not None}
 
 
 async def least_loaded_online(

@@ -55,7 +55,8 @@ async def handoff_metrics_between(
             Handoff.conversation_id.in_(conv_ids), Handoff.ended_at.is_not(None)
         )
     ):
-        ends[conv_id].append((hid, ended_at))
+        if ended_at is not None:
+            ends[conv_id].append((hid, ended_at))
     turns: dict[int, list[datetime]] = defaultdict(list)
     for conv_id, created_at in await session.execute(
         select(Message.conversation_id, Message.created_at).where(

@@ -100,7 +100,8 @@ async def average_handling(
         .order_by(Handoff.ended_at.desc())
         .limit(last)
     )
-    spans = [(e - a) for a, e in (await session.execute(stmt)).all() if e >= a]
+    rows = (await session.execute(stmt)).all()
+    spans = [e - a for a, e in rows if a is not None and e is not None and e >= a]
     if not spans:
         return default
     return sum(spans, timedelta()) / len(spans)

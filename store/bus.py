@@ -235,7 +235,8 @@ class RedisBus:
         await self._redis.set(self._k(key), value, px=None if ttl is None else int(ttl * 1000))
 
     async def get(self, key: str) -> str | None:
-        return await self._redis.get(self._k(key))
+        value = await self._redis.get(self._k(key))
+        return value.decode() if isinstance(value, bytes) else value
 
     async def delete(self, key: str) -> None:
         await self._redis.delete(self._k(key))

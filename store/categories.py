@@ -201,15 +201,15 @@ async def seed_taxonomy(
     cats = {c.code: c for c in (await session.scalars(select(Category))).all()}
     # Parents come before their children in `tax.nodes`, so parent ids exist when needed.
     for node in tax:
-        row = cats.get(node.code)
-        if row is None:
-            row = cats[node.code] = Category(code=node.code)
-            session.add(row)
-        row.name = node.name
-        row.department_id = depts[node.department].id
-        row.response_days = node.response_days
-        row.result_days = node.result_days
-        row.parent_id = cats[node.parent].id if node.parent else None
+        cat = cats.get(node.code)
+        if cat is None:
+            cat = cats[node.code] = Category(code=node.code)
+            session.add(cat)
+        cat.name = node.name
+        cat.department_id = depts[node.department].id
+        cat.response_days = node.response_days
+        cat.result_days = node.result_days
+        cat.parent_id = cats[node.parent].id if node.parent else None
         if node.is_top_level:
             await session.flush()
     await session.flush()

@@ -40,7 +40,7 @@ async def claim(session: AsyncSession, message_id: int, stale_before: datetime) 
         .values(claimed_at=now, tries=Message.tries + 1)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if result.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE gives a CursorResult
         return None
     tries = await session.execute(select(Message.tries).where(Message.id == message_id))
     return int(tries.scalar_one())

@@ -152,7 +152,8 @@ async def unlink_identity(
         session, f"unlink:{by}", f"identity:{identity_id} citizen:{old_id}->{fresh.id}", agent_id
     )
     await session.flush()
-    return Unlinked(identity_id, old_id, fresh.id, moved.rowcount or 0)
+    count = moved.rowcount  # type: ignore[attr-defined]  # an UPDATE gives a CursorResult
+    return Unlinked(identity_id, old_id, fresh.id, count or 0)
 
 
 async def forget_phone(session: AsyncSession, citizen_id: int, *, by: str = "citizen") -> bool:

@@ -44,6 +44,12 @@ class UndeliveredNotice:
     attempts: int
 
 
+def _outbox_id(message: Message) -> int:
+    """The outbox row id in a notifier message's key `outbox:<id>`."""
+    key = message.channel_message_id or ""
+    return int(key.split(":")[1])
+
+
 async def undelivered_notices(session: AsyncSession, limit: int = 100) -> list[UndeliveredNotice]:
     """Status notices not delivered on some channel, newest first: each failed message the
     notifier stored (Router.push key `outbox:<id>`) with its outbox row's state."""
@@ -61,13 +67,13 @@ async def undelivered_notices(session: AsyncSession, limit: int = 100) -> list[U
             .limit(limit)
         )
     ).all()
-    ids = {int(m.channel_message_id.split(":")[1]) for m, _ in rows}
+    ids = {_outbox_id(m) for m, _ in rows}
     outbox = {
         r.id: r for r in (await session.execute(select(Outbox).where(Outbox.id.in_(ids)))).scalars()
     }
     notices = []
     for message, channel in rows:
-        row = outbox.get(int(message.channel_message_id.split(":")[1]))
+        row = outbox.get(_outbox_id(message))
         if row is None or row.topic != WORK_ORDER_STATUS:
             continue
         if row.gave_up_at is not None:

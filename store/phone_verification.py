@@ -263,7 +263,7 @@ async def check(
         .values(verified_at=now)
         .execution_options(synchronize_session=False)
     )
-    if used.rowcount != 1:
+    if used.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE gives a CursorResult
         return Checked(EXPIRED)  # a parallel try used it a moment ago
     phone = cipher.decrypt(phone_enc, _phone_aad(identity_id, phone_hash))
     survivor, merged = await _record_phone(session, identity_id, phone, phone_hash, now)

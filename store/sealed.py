@@ -69,7 +69,7 @@ class SealedText:
         """`Message.text == "..."` in a query would silently be `WHERE false`: refuse it."""
         raise TypeError(f"{self.name} is encrypted: SQL cannot compare it (see store/sealed.py)")
 
-    __ne__ = __eq__  # type: ignore[assignment]
+    __ne__ = __eq__
     __hash__ = object.__hash__
 
     def __get__(self, obj: SealedRow | None, owner: type | None = None) -> Any:
