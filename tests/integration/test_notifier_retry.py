@@ -27,12 +27,9 @@ from bot.app import create_app
 from bot.keys import CIPHER
 from bot.notifier import NOTICE_LABELS, NOTIFIER, Notifier
 from bot.settings import Settings
-from store import lifecycle, work_orders
-from store.categories import seed_taxonomy
-from store.conversations import ensure_conversation, identity_of
 from store.db import Database
-from store.links import link_identity
 from store.models import Outbox, utcnow
+from tests.builders import file_order, linked_citizen, move
 from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI
 from tests.fakes.wechat_api import FakeWeChatAPI
 from tests.integration.outbox_helpers import system_messages
@@ -99,32 +96,9 @@ def notifier(gateway_all: TestClient) -> Notifier:
 async def citizen(gateway_all: TestClient, db: Database) -> Citizen:
     openid, web_id = "o" + secrets.token_hex(12), secrets.token_hex(32)
     async with db.session() as s:
-        await seed_taxonomy(s)
-        conv = await ensure_conversation(s, "telegram", str(CHAT))
-        citizen_id = (await identity_of(s, conv)).citizen_id
-        for channel, external_id in (("wechat", openid), ("web", web_id)):
-            other = await ensure_conversation(s, channel, external_id)
-            await link_identity(s, (await identity_of(s, other)).id, citizen_id)
-        order = await work_orders.create_work_order(
-            s,
-            gateway_all.app[CIPHER],
-            conversation=conv,
-            kind="report",
-            category_code="urban",
-            description="小区门口路灯坏了",
-            location="幸福路8号",
-            contact_name="王先生",
-            phone="13912345678",
-            actor="bot",
-            idempotency_key=None,
-        )
+        conv = await linked_citizen(s, "telegram", str(CHAT), ("wechat", openid), ("web", web_id))
+        order = await file_order(s, gateway_all.app[CIPHER], conv)
         return Citizen(openid, web_id, order.id, order.tracking_no)
-
-
-async def move(db: Database, order_id: int, status: str) -> None:
-    async with db.session() as s:
-        order = await work_orders.by_id(s, order_id)
-        await lifecycle.transition(s, order, status, "agent:li")
 
 
 async def settle(notifier: Notifier, db: Database, order_id: int, what: str) -> Outbox:

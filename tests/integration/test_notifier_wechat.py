@@ -20,12 +20,10 @@ from sqlalchemy import select
 from bot.app import create_app
 from bot.keys import CIPHER
 from bot.settings import Settings
-from store import lifecycle, work_orders
-from store.categories import seed_taxonomy
-from store.conversations import ensure_conversation, identity_of
+from store import work_orders
 from store.db import Database
-from store.links import link_identity
 from store.models import Outbox
+from tests.builders import file_order, linked_citizen, move
 from tests.fakes.wechat_api import FakeWeChatAPI
 from tests.integration.outbox_helpers import system_messages
 
@@ -73,35 +71,15 @@ async def gateway_wx(
     await client.close()
 
 
-async def file_order(client: TestClient, db: Database, openid: str, web_id: str | None = None):
+async def file_wechat_order(
+    client: TestClient, db: Database, openid: str, web_id: str | None = None
+) -> tuple[int, str]:
     """A work order filed from WeChat by `openid`; `web_id` links a widget session to them."""
+    linked = [("web", web_id)] if web_id is not None else []
     async with db.session() as s:
-        await seed_taxonomy(s)
-        conv = await ensure_conversation(s, "wechat", openid)
-        if web_id is not None:
-            web = await ensure_conversation(s, "web", web_id)
-            citizen_id = (await identity_of(s, conv)).citizen_id
-            await link_identity(s, (await identity_of(s, web)).id, citizen_id)
-        order = await work_orders.create_work_order(
-            s,
-            client.app[CIPHER],
-            conversation=conv,
-            kind="report",
-            category_code="urban",
-            description="小区门口路灯坏了",
-            location="幸福路8号",
-            contact_name="王先生",
-            phone="13912345678",
-            actor="bot",
-            idempotency_key=None,
-        )
+        conv = await linked_citizen(s, "wechat", openid, *linked)
+        order = await file_order(s, client.app[CIPHER], conv)
         return order.id, order.tracking_no
-
-
-async def move(db: Database, order_id: int, status: str) -> None:
-    async with db.session() as s:
-        order = await work_orders.by_id(s, order_id)
-        await lifecycle.transition(s, order, status, "agent:li")
 
 
 async def delivered(db: Database, order_id: int, what: str, within: float = 8.0) -> Outbox:
@@ -124,7 +102,7 @@ async def test_inside_the_window_the_status_is_a_customer_service_text(
     gateway_wx: TestClient, db: Database, wechat_api: FakeWeChatAPI
 ) -> None:
     openid = "o" + secrets.token_hex(12)
-    order_id, no = await file_order(gateway_wx, db, openid)
+    order_id, no = await file_wechat_order(gateway_wx, db, openid)
     await move(db, order_id, "dispatched")
     row = await delivered(db, order_id, "dispatched")
     assert row.last_error is None
@@ -138,7 +116,7 @@ async def test_outside_the_window_the_status_goes_out_as_the_template(
 ) -> None:
     openid = "o" + secrets.token_hex(12)
     wechat_api.close_window(openid)
-    order_id, no = await file_order(gateway_wx, db, openid)
+    order_id, no = await file_wechat_order(gateway_wx, db, openid)
     await move(db, order_id, "dispatched")
     row = await delivered(db, order_id, "dispatched")
     assert row.last_error is None
@@ -184,7 +162,7 @@ async def test_template_field_names_are_a_setting_and_no_loopback_link_is_sent(
 ) -> None:
     openid = "o" + secrets.token_hex(12)
     wechat_api.close_window(openid)
-    order_id, no = await file_order(gateway_wx, db, openid)
+    order_id, no = await file_wechat_order(gateway_wx, db, openid)
     await move(db, order_id, "dispatched")
     await delivered(db, order_id, "dispatched")
     [body] = wechat_api.sent_templates
@@ -203,7 +181,7 @@ async def test_without_a_template_the_notice_is_recorded_as_not_delivered(
     openid = "o" + secrets.token_hex(12)
     web_id = secrets.token_hex(32)
     wechat_api.close_window(openid)
-    order_id, no = await file_order(gateway_wx, db, openid, web_id=web_id)
+    order_id, no = await file_wechat_order(gateway_wx, db, openid, web_id=web_id)
     with caplog.at_level(logging.INFO):
         await move(db, order_id, "dispatched")
         row = await delivered(db, order_id, "dispatched")
