@@ -42,10 +42,11 @@ async def linked_citizen(
 async def file_order(
     session: AsyncSession,
     cipher: PersonalDataCipher,
-    conversation: Conversation,
+    conversation: Conversation | None,
     **fields: Any,
 ) -> WorkOrder:
-    """A work order filed by the bot in `conversation` (taxonomy seeded first): the
+    """A work order filed by the bot in `conversation` (None: without one; taxonomy seeded
+    first): the
     `STREET_LIGHT` report unless `fields` say otherwise."""
     await seed_taxonomy(session)
     return await work_orders.create_work_order(

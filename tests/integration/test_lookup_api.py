@@ -6,7 +6,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import CIPHER, DB
 from store import work_orders
-from store.categories import seed_taxonomy
+from tests.builders import file_order
 
 PAGE_FIELDS = {
     "tracking_no",
@@ -25,19 +25,14 @@ PAGE_FIELDS = {
 
 async def test_lookup_returns_only_what_the_page_shows(gateway: TestClient) -> None:
     async with gateway.app[DB].session() as s:
-        await seed_taxonomy(s)
-        order = await work_orders.create_work_order(
+        order = await file_order(
             s,
             gateway.app[CIPHER],
-            conversation=None,
+            None,
             kind="complain",
-            category_code="urban",
             description="楼下烧烤店油烟太大，我是3栋的李建国，身份证11010119900307123X",
             location="和平里小区3栋",
             contact_name="李建国",
-            phone="13912345678",
-            actor="bot",
-            idempotency_key=None,
         )
         number = order.tracking_no
         await work_orders.set_delay_reason(s, order, "需联系业主13912345678现场核实", "agent:a")

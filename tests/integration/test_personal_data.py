@@ -15,10 +15,10 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.settings import Settings
 from store import conversations, links, work_orders
-from store.categories import seed_taxonomy
 from store.crypto import DataKeyError, PersonalDataCipher, UnreadableCiphertext
 from store.db import Database
 from store.models import Citizen, Message, WorkOrder, utcnow
+from tests.builders import file_order
 from tests.conftest import new_data_key
 from tests.fakes.rasa import FakeRasa
 from tests.integration.test_console_helpers import Console, make_agent, unique
@@ -52,19 +52,14 @@ async def _stored_message(db: Database, text: str = TEXT, sender: str = "w-1") -
 
 async def _order(db: Database) -> WorkOrder:
     async with db.session() as s:
-        await seed_taxonomy(s)
-        order = await work_orders.create_work_order(
+        order = await file_order(
             s,
             db.cipher,
-            conversation=None,
-            kind="report",
-            category_code="urban",
+            None,
             description="幸福路8号路灯不亮，我的手机13812345678",
             location=ADDRESS,
             contact_name="王女士",
             phone="13812345678",
-            actor="bot",
-            idempotency_key=None,
         )
         await work_orders.set_delay_reason(s, order, "需与王女士13812345678约时间", "agent:a")
         await work_orders.add_note(s, order, "市民补充：晚上8点后在家", "citizen")

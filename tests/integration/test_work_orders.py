@@ -15,13 +15,13 @@ from sqlalchemy import func, select
 from store import lifecycle, work_orders
 from store import lookup as lookup_rules
 from store.bus import MemoryBus, RedisBus
-from store.categories import seed_taxonomy
 from store.conversations import ensure_conversation
 from store.crypto import PersonalDataCipher, associated_data
 from store.lookup import lookup
 from store.models import Outbox, WorkOrder, WorkOrderEvent
 from store.tracking import normalize
 from store.views import view_of
+from tests.builders import file_order
 from tests.conftest import REDIS_URL, new_data_key
 
 
@@ -32,19 +32,15 @@ def cipher() -> PersonalDataCipher:
 
 async def _file(db, cipher, *, key: str | None = None, phone="13812345678", sender="wx-1"):
     async with db.session() as s:
-        await seed_taxonomy(s)
         conv = await ensure_conversation(s, "wechat", sender)
-        return await work_orders.create_work_order(
+        return await file_order(
             s,
             cipher,
-            conversation=conv,
-            kind="report",
-            category_code="urban",
+            conv,
             description="小区门口路灯坏了一个月了，晚上很黑",
             location="某某路12号",
             contact_name="张女士",
             phone=phone,
-            actor="bot",
             idempotency_key=key,
         )
 
