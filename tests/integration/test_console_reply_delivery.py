@@ -32,14 +32,6 @@ CHAT = 626262
 
 
 @pytest.fixture
-async def tg_api() -> AsyncIterator[FakeTelegramAPI]:
-    fake = FakeTelegramAPI()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
 async def gateway_tg(
     settings: Settings, db: Database, tg_api: FakeTelegramAPI
 ) -> AsyncIterator[TestClient]:

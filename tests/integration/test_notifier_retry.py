@@ -50,14 +50,6 @@ class Citizen:
 
 
 @pytest.fixture
-async def tg_api() -> AsyncIterator[FakeTelegramAPI]:
-    fake = FakeTelegramAPI()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
 async def wechat_api() -> AsyncIterator[FakeWeChatAPI]:
     fake = FakeWeChatAPI("wx" + secrets.token_hex(8), "retry-wechat-secret")
     await fake.start()

@@ -40,14 +40,6 @@ CHAT = 424242
 
 
 @pytest.fixture
-async def tg_api() -> AsyncIterator[FakeTelegramAPI]:
-    fake = FakeTelegramAPI()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
 def tg_settings(settings: Settings, tg_api: FakeTelegramAPI) -> Settings:
     return settings.model_copy(
         update={

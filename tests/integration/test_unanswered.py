@@ -43,14 +43,6 @@ Factory = Callable[..., Any]
 
 
 @pytest.fixture
-async def tg_api() -> AsyncIterator[FakeTelegramAPI]:
-    fake = FakeTelegramAPI()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
 async def gateway_with(
     settings: Settings, db: Database, tg_api: FakeTelegramAPI
 ) -> AsyncIterator[Factory]:
