@@ -17,7 +17,7 @@ from bot.messages import Button, InboundMessage, Reply
 from bot.rasa_client import MESSAGE_ID, RasaClient, RasaUnavailable
 from bot.text import clean_text, for_nlu
 from store import conversations, handoffs
-from store.assignment import leave_message_instead
+from store.assignment import leave_message_instead, wants_to_leave_message
 from store.bus import Bus
 from store.db import Database
 from store.models import Conversation, Message
@@ -105,10 +105,12 @@ class Router:
                 if stored is None:
                     return []
                 owner = await handoffs.open_for(s, conv.id)
-                if owner is not None and text == LEAVE_MESSAGE:
-                    # Waiting citizen chose to leave a message: back to the bot's form.
+                if owner is not None and wants_to_leave_message(text):
+                    # Waiting citizen chose to leave a message (button or typed 留言 / 登记工单):
+                    # back to the bot, which starts the work-order form.
                     if await leave_message_instead(s, owner):
                         owner = None
+                        text = LEAVE_MESSAGE
             await self._announce(conv, stored)
             if owner is not None:
                 await self._mark(stored.id, "processed")
