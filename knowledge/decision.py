@@ -1,0 +1,157 @@
+"""The answer / clarify / none decision over features of a ranking.
+
+Two logistic models over the same features, fitted on held-out folds by
+`bench/knowledge.py --fit` and stored in `knowledge/calibration.json`:
+- `p_right`: probability that the top candidate is the right answer (trained on held-out
+  in-knowledge-base questions, plus out-of-KB questions, where the top is always wrong);
+- `p_known`: probability that some entry answers the question (in-KB vs out-of-KB).
+Answer when `p_right >= answer_threshold`; say that no entry fits when
+`p_known < none_threshold`; otherwise ask back with candidates. Without a calibration file a
+plain rule on the top score and the margin is used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
+
+# Provinces and large cities: a question naming one usually asks for that place's own measure.
+_PLACES = re.compile(
+    "北京|天津|上海|重庆|河北|山西|辽宁|吉林|黑龙江|江苏|浙江|安徽|福建|江西|山东|河南|湖北|湖南|"
+    "广东|海南|四川|贵州|云南|陕西|甘肃|青海|台湾|内蒙古|广西|西藏|宁夏|新疆|香港|澳门|深圳|广州|"
+    "杭州|南京|苏州|成都|武汉|西安|郑州|长沙|青岛|厦门|宁波|东莞|佛山|合肥|济南|沈阳|大连|哈尔滨|"
+    "长春|昆明|南宁|贵阳|南昌|福州|太原|石家庄|兰州|乌鲁木齐|呼和浩特|银川|西宁|拉萨|海口|三亚|"
+    "无锡|常州|温州|珠海|中山|惠州|烟台|潍坊|徐州|泉州|洛阳|唐山|保定"
+)
+
+FEATURE_NAMES = (
+    "top",
+    "margin",
+    "dense_top",
+    "dense_margin",
+    "lexical_top",
+    "lexical_agrees",
+    "coverage",
+    "negative_excess",
+    "names_place",
+    "log_length",
+)
+
+
+@dataclass(frozen=True)
+class Features:
+    """Decision features of one ranked query."""
+
+    values: tuple[float, ...]
+
+    @classmethod
+    def of(cls, norm_text: str, order: np.ndarray, fused: np.ndarray, scores: Any) -> Features:
+        """Features of the top candidate of a ranking (see FEATURE_NAMES)."""
+        i1 = int(order[0])
+        s1 = float(fused[i1])
+        s2 = float(fused[int(order[1])]) if len(order) > 1 else 0.0
+        dense = scores.dense_max
+        d1 = float(dense[i1])
+        d_other = float(np.max(np.delete(dense, i1))) if len(dense) > 1 else 0.0
+        lex = scores.lexical
+        values = (
+            s1,
+            s1 - s2,
+            d1,
+            d1 - d_other,
+            float(lex[i1]),
+            1.0 if int(np.argmax(lex)) == i1 else 0.0,
+            float(scores.coverage[i1]),
+            max(0.0, float(scores.negative[i1]) - d1 + 0.05),
+            1.0 if _PLACES.search(norm_text) else 0.0,
+            math.log1p(len(norm_text)),
+        )
+        return cls(values)
+
+    def as_dict(self) -> dict[str, float]:
+        """Named features (for reports)."""
+        return dict(zip(FEATURE_NAMES, self.values, strict=True))
+
+
+@dataclass(frozen=True)
+class Logistic:
+    """A fitted logistic model over standardised features."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+
+    def prob(self, x: tuple[float, ...]) -> float:
+        """P(positive | x)."""
+        z = self.intercept + sum(
+            c * (v - m) / s for c, v, m, s in zip(self.coef, x, self.mean, self.scale, strict=True)
+        )
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+@dataclass(frozen=True)
+class DecisionModel:
+    """Answer / clarify / none from ranking features."""
+
+    p_right: Logistic | None = None
+    p_known: Logistic | None = None
+    answer_threshold: float = 0.5
+    none_threshold: float = 0.5
+    # rule used without a calibration file: fused top score and margin
+    rule_answer_top: float = 0.84
+    rule_answer_margin: float = 0.03
+    rule_none_top: float = 0.78
+
+    def decide(self, features: Features) -> tuple[Literal["answer", "clarify", "none"], float]:
+        """The decision and the probability that the top candidate is right."""
+        x = features.values
+        if self.p_right is None or self.p_known is None:
+            top, margin = x[0], x[1]
+            if top >= self.rule_answer_top and margin >= self.rule_answer_margin:
+                return "answer", top
+            if top < self.rule_none_top:
+                return "none", top
+            return "clarify", top
+        p = self.p_right.prob(x)
+        if p >= self.answer_threshold:
+            return "answer", p
+        if self.p_known.prob(x) < self.none_threshold:
+            return "none", p
+        return "clarify", p
+
+    def to_json(self) -> str:
+        """The model as JSON (knowledge/calibration.json)."""
+        return json.dumps(
+            {"features": list(FEATURE_NAMES), **asdict(self)}, ensure_ascii=False, indent=1
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DecisionModel:
+        """The model from its JSON mapping."""
+        logistic = {
+            k: Logistic(**{f: tuple(v) if isinstance(v, list) else v for f, v in data[k].items()})
+            for k in ("p_right", "p_known")
+            if data.get(k)
+        }
+        rest = {k: v for k, v in data.items() if k not in ("p_right", "p_known", "features")}
+        return cls(**logistic, **rest)
+
+
+def load_decision_model(path: Path = CALIBRATION_FILE) -> DecisionModel:
+    """The calibrated model, or the plain rule when the file is missing or for other features."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return DecisionModel()
+    if tuple(data.get("features") or ()) != FEATURE_NAMES:
+        return DecisionModel()
+    return DecisionModel.from_dict(data)

@@ -1,0 +1,112 @@
+"""Text normalisation shared by indexing and queries: traditional → simplified (OpenCC t2s),
+NFKC (full-width letters and digits), lower case, collapsed whitespace; and the content
+characters of a question (what is left once the question's framing words are removed)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Any
+
+_SPACE = re.compile(r"\s+")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+# Framing words of a citizen's question: they say *that* something is asked, not *what*.
+_FRAMING = re.compile(
+    "|".join(
+        [
+            "请问",
+            "你好",
+            "您好",
+            "麻烦",
+            "问一下",
+            "咨询一下",
+            "咨询",
+            "想问",
+            "我想",
+            "我要",
+            "怎么办",
+            "怎么弄",
+            "怎么样",
+            "怎么",
+            "咋办",
+            "咋整",
+            "咋",
+            "如何",
+            "什么",
+            "啥",
+            "哪里",
+            "哪儿",
+            "哪个",
+            "是不是",
+            "能不能",
+            "可不可以",
+            "可以",
+            "需要",
+            "要",
+            "吗",
+            "呢",
+            "吧",
+            "啊",
+            "呀",
+            "嘛",
+            "了",
+            "的",
+            "地",
+            "得",
+            "我们",
+            "我",
+            "你们",
+            "你",
+            "他",
+            "她",
+            "有没有",
+            "有",
+            "没有",
+            "是",
+            "在",
+            "就",
+            "都",
+            "还",
+            "也",
+            "去",
+            "办理",
+            "一下",
+            "这个",
+            "那个",
+            "现在",
+            "已经",
+            "谢谢",
+            "一个",
+            "多少",
+            "多久",
+            "几",
+        ]
+    )
+)
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> Any:  # opencc ships no type stubs
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def normalize(text: str) -> str:
+    """Simplified, NFKC, lower-case text with single spaces."""
+    text = unicodedata.normalize("NFKC", text or "")
+    text = _t2s().convert(text)
+    return _SPACE.sub(" ", text).strip().lower()
+
+
+def content_chars(text: str) -> str:
+    """The CJK characters of a normalised question once its framing words are removed."""
+    return "".join(_CJK.findall(_FRAMING.sub(" ", text)))
+
+
+def bigrams(text: str) -> set[str]:
+    """Character bigrams of `text` (single characters when it is one character long)."""
+    if len(text) < 2:
+        return {text} if text else set()
+    return {text[i : i + 2] for i in range(len(text) - 1)}
