@@ -8,11 +8,6 @@ cd "$(dirname "$0")/.."
 CACHE="${HOTLINE_MODEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hotline12345/models}"
 mkdir -p models "$CACHE"
 
-# The FAQ training data is generated from the knowledge base first (it is part of the hash).
-if [ -f scripts/gen_faq_nlu.py ]; then
-  .venv/bin/python scripts/gen_faq_nlu.py >/dev/null
-fi
-
 inputs=(domain.yml config.yml data)
 [ -d nlu_components ] && inputs+=(nlu_components)
 hash=$(find "${inputs[@]}" -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
