@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from knowledge.selector import Selector, get_selector, local_today
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import HUMAN_BUTTON, NONE_OF_THESE_BUTTON, button
 from actions.faq import NO_ENTRY_TEXT, Plan, plan_for, say_plan
+from knowledge.selector import Selector, get_selector, local_today
 
 # Intents worth offering as a clarification, with what the citizen sees.
 INTENT_CHOICES: dict[str, tuple[str, str]] = {
@@ -57,6 +57,13 @@ def choices_for(plan: Plan, ranking: list[dict[str, Any]]) -> list[dict[str, str
     return unique[:MAX_CHOICES]
 
 
+def answers_directly(plan: Plan, ranking: list[dict[str, Any]]) -> bool:
+    """True when the clarify turn should answer: the selector is sure (or it is a follow-up on
+    the last entry) and DIET's best guess, below the fallback threshold, was a question."""
+    top = ranking[0].get("name") if ranking else None
+    return plan.kind in ("answer", "aspect", "aspect_unknown") and top == "faq"
+
+
 class ActionClarify(Action):
     """Answer when the selector is sure and DIET leans to a question; start the intake for a
     long story no entry fits; else show the top candidates plus a way to a human."""
@@ -74,8 +81,7 @@ class ActionClarify(Action):
         selector = self._selector or get_selector()
         plan = plan_for(tracker, selector, self._day or local_today())
         ranking = classifier_ranking(tracker)
-        top = ranking[0].get("name") if ranking else None
-        if plan.kind in ("answer", "aspect", "aspect_unknown") and top == "faq":
+        if answers_directly(plan, ranking):
             events = await say_plan(plan, dispatcher, tracker, domain)
             return [*events, SlotSet("clarified", False)]
         if plan.kind == "intake":

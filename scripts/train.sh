@@ -15,13 +15,17 @@ model="models/${hash}.tar.gz"
 
 if [ ! -f "$model" ] && [ -f "$CACHE/${hash}.tar.gz" ]; then
   cp "$CACHE/${hash}.tar.gz" "$model"
+  [ -f "$CACHE/${hash}.train-seconds" ] && cp "$CACHE/${hash}.train-seconds" models/
 fi
 if [ ! -f "$model" ]; then
   echo "==> training Rasa model ${hash} (inputs changed)"
   start=$(date +%s)
   .venv-rasa/bin/rasa train --fixed-model-name "$hash" --out models --quiet
-  echo "==> trained in $(( $(date +%s) - start )) s"
+  seconds=$(( $(date +%s) - start ))
+  echo "==> trained in ${seconds} s"
+  echo "$seconds" > "models/${hash}.train-seconds"  # bench/nlu.py reports it
   cp "$model" "$CACHE/${hash}.tar.gz"
+  cp "models/${hash}.train-seconds" "$CACHE/${hash}.train-seconds"
 else
   echo "==> Rasa model ${hash} is up to date"
 fi
