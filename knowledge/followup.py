@@ -5,7 +5,7 @@
 `cost` (要钱吗) — or None. `answer_aspect(entry, aspect)` takes the part of the entry's answer
 about it (its 需要材料 line, the sentences with 工作日 / 到账 …), or None when the answer does
 not say. `elliptical_query(text, previous, entry)` turns "那买房呢" after a question about
-withdrawing 公积金 for rent into "住房公积金 提取 那买房呢" for ranking.
+withdrawing 公积金 for rent into "公积金 提取 那买房呢", ranked within the 公积金 topic.
 """
 
 from __future__ import annotations
@@ -101,21 +101,26 @@ def is_elliptical(text: str) -> bool:
     return bool(text) and len(text) <= _MAX_FOLLOWUP_CHARS and bool(_ELLIPTICAL.search(text))
 
 
-def elliptical_query(text: str, previous: str, entry: FaqEntry | None) -> str | None:
-    """The text to rank for an elliptical follow-up, or None when `text` stands on its own.
+def elliptical_query(
+    text: str, previous: str, entry: FaqEntry | None
+) -> tuple[str, str | None] | None:
+    """The text to rank for an elliptical follow-up and the topic key to keep it in, or None
+    when `text` stands on its own.
 
     The previous question's topic word and the subtopic of the entry it matched are put before
-    the follow-up; a follow-up naming a topic of its own keeps only the subtopic.
+    the follow-up, which is then ranked within that topic only; a follow-up naming a topic of
+    its own ("那医保呢") keeps only the subtopic and is ranked in its own topic.
     """
     if not is_elliptical(text) or aspect(text):
         return None
     context: list[str] = []
-    if topic_from_text(text) is None:
-        key = topic_from_text(previous) or (entry.topic_key if entry else None)
-        if key:
-            context.append(TOPIC_KEYWORDS[key][0] if key in TOPIC_KEYWORDS else key)
+    topic = topic_from_text(text)
+    if topic is None:
+        topic = topic_from_text(previous) or (entry.topic_key if entry else None)
+        if topic:
+            context.append(TOPIC_KEYWORDS[topic][0] if topic in TOPIC_KEYWORDS else topic)
     if entry is not None and entry.subtopic:
         context.append(entry.subtopic)
     if not context:
         return None
-    return " ".join([*context, text])
+    return " ".join([*context, text]), topic

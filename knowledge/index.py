@@ -27,6 +27,8 @@ class Scores:
     lexical: np.ndarray  # best TF-IDF char 1–3-gram cosine over the entry's texts
     negative: np.ndarray  # best e5 cosine over the entry's not_for texts (-1: none)
     coverage: np.ndarray  # share of the query's content bigrams found in the entry's texts
+    dense_second: np.ndarray  # second-best e5 cosine over the entry's texts (= best if one)
+    ridge: np.ndarray | None = None  # linear (ridge) classifier score over e5 vectors
 
 
 def _segment_max(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -43,6 +45,7 @@ class Index:
         *,
         passage_prefix: Prefix = "query",
         ngram_range: tuple[int, int] = (1, 3),
+        ridge_alpha: float | None = None,
     ) -> None:
         self.entries = [e for e in entries if e.texts]
         self.embedder = embedder
@@ -75,6 +78,14 @@ class Index:
             analyzer="char", ngram_range=ngram_range, sublinear_tf=True, min_df=1
         )
         self.lex_matrix = self.tfidf.fit_transform(texts)
+        self.ridge = None
+        if ridge_alpha is not None and texts:
+            # closed-form ridge regression of one-hot entry labels on the e5 vectors
+            x = self.vectors.astype(np.float64)
+            xty = np.zeros((x.shape[1], len(self.entries)))
+            np.add.at(xty.T, self.owner, x)
+            gram = x.T @ x + ridge_alpha * np.eye(x.shape[1])
+            self.ridge = np.linalg.solve(gram, xty).astype(np.float32)
         embedder.save()
 
     def __len__(self) -> int:
@@ -87,7 +98,18 @@ class Index:
     def scores(self, norm_text: str, vector: np.ndarray | None = None) -> Scores:
         """Per-entry similarities of a normalised query text."""
         q = self.query_vector(norm_text) if vector is None else vector
-        dense = _segment_max(self.vectors @ q, self.starts)
+        sims = self.vectors @ q
+        dense = _segment_max(sims, self.starts)
+        # second best per entry: mask each entry's best once
+        best_pos = np.full(len(self.entries), -1)
+        is_best = sims == dense[self.owner]
+        for pos in np.flatnonzero(is_best):
+            if best_pos[self.owner[pos]] < 0:
+                best_pos[self.owner[pos]] = pos
+        masked = sims.copy()
+        masked[best_pos[best_pos >= 0]] = -2.0
+        second = _segment_max(masked, self.starts)
+        second = np.where(second < -1.5, dense, second)
         centroid = self.centroids @ q
         lex_t = (self.lex_matrix @ self.tfidf.transform([norm_text]).T).toarray().ravel()
         lexical = _segment_max(lex_t.astype(np.float32), self.starts)
@@ -99,4 +121,5 @@ class Index:
         if grams:
             for i, own in enumerate(self.entry_bigrams):
                 coverage[i] = len(grams & own) / len(grams)
-        return Scores(dense, centroid, lexical, negative, coverage)
+        ridge = q @ self.ridge if self.ridge is not None else None
+        return Scores(dense, centroid, lexical, negative, coverage, second, ridge)

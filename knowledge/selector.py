@@ -66,6 +66,9 @@ class RankConfig:
     centroid_weight: float = 0.0  # share of the entry centroid next to the best single text
     lexical_weight: float = 0.2  # share of the TF-IDF char n-gram similarity
     negative_penalty: float = 1.0  # demotion per unit of not_for similarity above own similarity
+    second_weight: float = 0.0  # share of the entry's second-best text (two texts agreeing)
+    ridge_weight: float = 0.0  # share of a ridge classifier over e5 vectors (0: not built)
+    ridge_alpha: float = 1.0
 
 
 def local_today() -> date:
@@ -101,6 +104,7 @@ class Selector:
             list(kb),
             self.embedder,
             passage_prefix=self.config.passage_prefix,
+            ridge_alpha=self.config.ridge_alpha if self.config.ridge_weight else None,
         )
 
     # -------------------------------------------------------------------- ranking
@@ -108,16 +112,25 @@ class Selector:
     def fuse(self, s: Scores) -> np.ndarray:
         """One ranking score per entry from its similarities."""
         c = self.config
-        dense = (1 - c.centroid_weight) * s.dense_max + c.centroid_weight * s.dense_centroid
+        best = (1 - c.second_weight) * s.dense_max + c.second_weight * s.dense_second
+        dense = (1 - c.centroid_weight) * best + c.centroid_weight * s.dense_centroid
+        if c.ridge_weight and s.ridge is not None:
+            dense = dense + c.ridge_weight * s.ridge
         fused = (1 - c.lexical_weight) * dense + c.lexical_weight * s.lexical
         if c.negative_penalty:
             fused = fused - c.negative_penalty * np.maximum(0.0, s.negative - s.dense_max)
         return fused
 
-    def ranked(self, norm_text: str, vector: np.ndarray | None = None) -> Ranked:
-        """The full ranking of a normalised text."""
+    def ranked(
+        self, norm_text: str, vector: np.ndarray | None = None, topic: str | None = None
+    ) -> Ranked:
+        """The full ranking of a normalised text (only entries of `topic` when given)."""
         scores = self.index.scores(norm_text, vector)
         fused = self.fuse(scores)
+        if topic is not None:
+            outside = np.array([e.topic_key != topic for e in self.index.entries])
+            if not outside.all():
+                fused = np.where(outside, fused - 1.0, fused)
         return Ranked(np.argsort(-fused, kind="stable"), fused, scores)
 
     def _servable(self, ranked: Ranked, day: date, k: int) -> list[Candidate]:
@@ -131,12 +144,14 @@ class Selector:
                 break
         return out
 
-    def rank(self, text: str, k: int = 3, *, today: date | None = None) -> list[Candidate]:
-        """The `k` best servable entries for `text`, best first."""
+    def rank(
+        self, text: str, k: int = 3, *, today: date | None = None, topic: str | None = None
+    ) -> list[Candidate]:
+        """The `k` best servable entries for `text`, best first (within `topic` if given)."""
         norm = normalize(text)
         if not norm:
             return []
-        return self._servable(self.ranked(norm), today or local_today(), k)
+        return self._servable(self.ranked(norm, topic=topic), today or local_today(), k)
 
     # -------------------------------------------------------------------- decision
 
@@ -169,11 +184,12 @@ class Selector:
         norm = normalize(text)
         if not norm:
             return Decision("none", (), norm)
+        topic = None
         if previous:
-            query = elliptical_query(norm, normalize(previous), self._previous_entry(previous))
-            if query is not None:
-                norm = query
-        return self.decide_ranked(norm, self.ranked(norm), day)
+            follow = elliptical_query(norm, normalize(previous), self._previous_entry(previous))
+            if follow is not None:
+                norm, topic = follow
+        return self.decide_ranked(norm, self.ranked(norm, topic=topic), day)
 
     def _previous_entry(self, previous: str) -> FaqEntry | None:
         ranked = self.ranked(normalize(previous))
