@@ -1,8 +1,16 @@
 """The work-order intake form: description, category (proposed), location, name, phone and
 the confirmation of a summary (slot `wo_confirmed`); idempotent submission, cancel at any point.
 
+Ask only for what is missing: when a description arrives (from the first message or as the
+answer to the description question), the place, the citizen's name and mobile found in it
+(store.intake) fill the empty slots, and a category the classifier is sure of fills
+`category`; the form then asks only for the rest. Everything filled that way is shown in the
+summary, which offers one button per field to correct it (修改地点 …) or takes a typed
+correction ("地点改为幸福路12号").
+
 The confirmation is the form's last required slot: only 确认 files the order, 取消 (the cancel
-intent) drops it, and anything else asks the summary question again."""
+intent) drops it, a correction clears or replaces one field, and anything else asks the
+summary question again."""
 
 from __future__ import annotations
 
@@ -30,6 +38,7 @@ from actions.common import (
 )
 from store.client import StoreClient
 from store.crypto import mask_phone, normalize_mobile
+from store.intake import extract_fields
 from store.views import KIND_LABELS, local_date
 
 log = logging.getLogger(__name__)
@@ -71,13 +80,54 @@ CONFIRM_WORDS = frozenset(
     "确认 确认提交 提交 确定 确定提交 确认无误 无误 没问题 是 是的 对 对的 好 好的 可以 ok".split()
 )
 _PUNCTUATION = re.compile(r"[\s，。,.!！?？~～、]+")
-CONFIRM_BUTTONS = [button("确认提交", "/affirm"), button("取消", "/cancel")]
+# One button per field the citizen may correct in the summary; the payload is plain text, read
+# by `parse_correction` whatever intent NLU gives it.
+FIELD_LABELS = {
+    "category": "类别",
+    "location": "地点",
+    "contact_name": "联系人",
+    "phone": "手机",
+}
+CONFIRM_BUTTONS = [
+    button("确认提交", "/affirm"),
+    *(button(f"修改{label}", f"修改{label}") for label in FIELD_LABELS.values()),
+    button("取消", "/cancel"),
+]
+_FIELD_WORDS = {
+    "category": "类别|分类|问题类别",
+    "location": "地点|地址|位置|事发地点|发生地点",
+    "contact_name": "联系人|姓名|名字|称呼",
+    "phone": "手机号码|手机号|手机|电话号码|联系电话|电话|号码",
+}
+_CORRECTION = re.compile(
+    r"^(?:请|麻烦)?(?:帮我)?(?P<verb>修改|更改|更正|改一下|改下|改)?(?:一下)?(?:我的|我)?"
+    r"(?P<field>" + "|".join(f"(?P<{slot}>{words})" for slot, words in _FIELD_WORDS.items()) + ")"
+    r"(?P<wrong>不对|错了|有误|写错了|填错了|要改|需要修改|修改一下|改一下)?[，,:：\s]*"
+    r"(?:(?:改为|改成|应该是|应为|换成|是|为)[:：\s]*(?P<value>.+))?$"
+)
 CHOOSE = "?"  # extracted when the citizen wants the full category list
 
 
 def substantive_length(text: str) -> int:
     """Length of a message once the bare 'I want to complain' words are removed."""
     return len(_TRIGGER_WORDS.sub("", text))
+
+
+def parse_correction(text: str) -> tuple[str, str | None] | None:
+    """(slot, new value or None) when the answer to the summary corrects one field.
+
+    "修改地点" / "地址不对" → ("location", None): the form asks for it again;
+    "手机号改为13812345678" → ("phone", "13812345678"): replaced, then validated as usual.
+    """
+    text = text.strip().rstrip("。.!！")
+    match = _CORRECTION.match(text)
+    if not match:
+        return None
+    slot = next(s for s in _FIELD_WORDS if match.group(s))
+    value = (match.group("value") or "").strip() or None
+    if not (match.group("verb") or match.group("wrong") or value or text == match.group("field")):
+        return None
+    return slot, value
 
 
 class ActionStartWorkOrder(StoreAction):
@@ -228,6 +278,8 @@ class ValidateWorkOrderForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         """Only known category codes."""
+        if value is None:  # cleared by a correction: asked again without a complaint
+            return {"category": None}
         codes = {code for code, _ in await self.store.categories()}
         if value in codes:
             return {"category": value}
@@ -235,22 +287,42 @@ class ValidateWorkOrderForm(FormValidationAction):
             dispatcher.utter_message(text="请从下面的类别中选择一个。")
         return {"category": None, "category_choices_shown": True}
 
-    def validate_description(
+    async def validate_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        """At least a sentence about what happened."""
+        """At least a sentence about what happened; what it already says fills the other
+        empty slots (place, name, mobile, and the category when the proposal is confident)."""
         text = str(value or "").strip()
         if is_payload(text) or len(text) < MIN_DESCRIPTION:
             dispatcher.utter_message(
                 text=f"描述有点简短，请再具体说说发生了什么（至少{MIN_DESCRIPTION}个字）。"
             )
             return {"description": None}
-        return {"description": text[:2000]}
+        text = text[:2000]
+        return {"description": text, **await self._prefill(text, tracker)}
+
+    async def _prefill(self, text: str, tracker: Tracker) -> dict[str, Any]:
+        """Slots the description answers, for those still empty."""
+        fields = extract_fields(text)
+        found = {"location": fields.location, "contact_name": fields.name, "phone": fields.phone}
+        filled = {slot: v for slot, v in found.items() if v and not tracker.get_slot(slot)}
+        if not tracker.get_slot("category") and not tracker.get_slot("category_choices_shown"):
+            try:
+                proposal = await self.store.propose_category(text)
+            except Exception:
+                log.exception("category proposal failed")
+                proposal = None
+            if proposal is not None and proposal.code and proposal.confident:
+                filled["category"] = proposal.code
+                filled["category_proposed"] = proposal.code
+        return filled
 
     def validate_location(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         """A place a department can find."""
+        if value is None:  # cleared by a correction: asked again without a complaint
+            return {"location": None}
         text = str(value or "").strip()
         if is_payload(text) or len(text) < 2:
             dispatcher.utter_message(text="请提供具体地点，例如“XX区XX街道XX小区3号楼”。")
@@ -261,6 +333,8 @@ class ValidateWorkOrderForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         """A short name or surname."""
+        if value is None:  # cleared by a correction: asked again without a complaint
+            return {"contact_name": None}
         text = _NAME_PREFIX.sub("", str(value or "").strip()).strip(" ，。,.")
         if is_payload(text) or not 1 <= len(text) <= 20 or any(ch.isdigit() for ch in text):
             dispatcher.utter_message(text="请告诉我怎么称呼您，例如“王女士”或“李先生”。")
@@ -271,9 +345,19 @@ class ValidateWorkOrderForm(FormValidationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         """True for 确认 (the button or typed), False for anything unclear; nothing for
-        取消 / 转人工, so the form rejects and the cancel or hand-off rule takes over."""
+        取消 / 转人工, so the form rejects and the cancel or hand-off rule takes over.
+
+        A correction ("修改地点", "手机改为138…") leaves the order unconfirmed and clears or
+        replaces that field: the form asks for it (or validates the new value) and shows the
+        summary again."""
         if tracker.get_slot("requested_slot") != CONFIRM_SLOT:
             return {}
+        correction = parse_correction(latest_text(tracker))
+        if correction is not None:
+            slot, value = correction
+            if slot == "category":  # the full list next, not the same proposal again
+                return {CONFIRM_SLOT: None, "category": CHOOSE}
+            return {CONFIRM_SLOT: None, slot: value}
         intent = latest_intent(tracker)
         if intent in EXIT_INTENTS:
             return {}
@@ -284,6 +368,8 @@ class ValidateWorkOrderForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         """Only an explicit 确认 files; otherwise say so and ask the summary question again."""
+        if value is None:  # a correction: the corrected field is asked or the summary shown
+            return {CONFIRM_SLOT: None}
         if value is True:
             return {CONFIRM_SLOT: True}
         if value is False:
@@ -296,6 +382,8 @@ class ValidateWorkOrderForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         """A mainland mobile number (11 digits, 1[3-9]…)."""
+        if value is None:  # cleared by a correction: asked again without a complaint
+            return {"phone": None}
         digits = re.sub(r"[^\d+]", "", str(value or ""))
         mobile = normalize_mobile(digits)
         if mobile is None:
@@ -331,6 +419,7 @@ class ActionSummarizeWorkOrder(StoreAction):
             f"地点：{tracker.get_slot('location') or ''}",
             f"联系人：{tracker.get_slot('contact_name') or ''}",
             f"手机：{mask_phone(phone)}",
+            "信息有误请点“修改…”，或直接发送如“地点改为…”。",
         ]
         dispatcher.utter_message(text="\n".join(lines), buttons=CONFIRM_BUTTONS)
         return []

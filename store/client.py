@@ -27,6 +27,8 @@ class CategoryProposal:
     code: str
     name: str
     confidence: float
+    confident: bool = False
+    """True when the classifier is sure enough to fill the category without asking."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,9 @@ class StoreClient:
         from store.classify import get_classifier
 
         proposal = get_classifier().propose(text)
-        return CategoryProposal(proposal.code, proposal.name, proposal.confidence)
+        return CategoryProposal(
+            proposal.code, proposal.name, proposal.confidence, not proposal.needs_confirmation
+        )
 
     async def categories(self) -> list[tuple[str, str]]:
         """Top-level categories as (code, name)."""

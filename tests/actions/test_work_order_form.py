@@ -8,6 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 
 from actions.work_order_form import (
+    FORM_SLOTS,
     ActionAskCategory,
     ActionStartWorkOrder,
     ActionSubmitWorkOrder,
@@ -94,7 +95,8 @@ async def test_summary_masks_the_phone(store: StoreClient, sender: str) -> None:
     await ActionSummarizeWorkOrder(store).run(dispatcher, tracker, {})
     [text] = texts(dispatcher)
     assert "138****5678" in text and "13812345678" not in text
-    assert [b["payload"] for b in buttons(dispatcher)] == ["/affirm", "/cancel"]
+    payloads = [b["payload"] for b in buttons(dispatcher)]
+    assert payloads[0] == "/affirm" and payloads[-1] == "/cancel"
 
 
 async def test_submission_is_idempotent_and_gives_number_and_commitments(
@@ -214,3 +216,119 @@ async def test_failed_submission_keeps_the_answers_and_asks_for_confirmation_aga
     assert "暂未提交成功" in text
     assert {"event": "active_loop", "name": "work_order_form"}.items() <= events[0].items()
     assert slot_events(events) == {"wo_confirmed": None}  # description, phone … are kept
+
+
+# ------------------------------------------------------- ask only for what is missing (issue 11)
+
+FULL_STORY = (
+    "你好，我叫王建华，住在城东区光华街道翠竹苑小区4栋，我们这栋楼的电梯坏了两个星期了，"
+    "物业一直拖着不修，楼里好多老人下不了楼，我的手机是13812340001，请尽快处理。"
+)
+NO_PHONE_STORY = (
+    "西城区和平路35号楼下新开的烧烤店每天营业到凌晨三点，油烟直接往楼上飘，"
+    "噪音吵得睡不着，我是刘女士。"
+)
+
+
+def next_asked(domain: dict, tracker_slots: dict, events: list[dict]) -> str:
+    """What the form asks next after these events: Rasa requests the first empty required slot."""
+    slots = {**tracker_slots, **slot_events(events)}
+    required = domain["forms"]["work_order_form"]["required_slots"]
+    return next(s for s in required if slots.get(s) is None)
+
+
+async def activate_with(store: StoreClient, domain: dict, story: str, tracker_name: str):
+    """The form's validation when a description arrives; returns (slots after, events)."""
+    tracker = load_tracker(tracker_name, sender="s", description=story)
+    before = dict(tracker.slots)
+    events = await ValidateWorkOrderForm(store).run(CollectingDispatcher(), tracker, domain)
+    return {**before, **slot_events(events)}, events
+
+
+async def test_a_full_story_goes_straight_to_the_summary_with_the_three_fields(
+    store: StoreClient, domain: dict, sender: str
+) -> None:
+    slots, events = await activate_with(store, domain, FULL_STORY, "form_activated_with_story")
+    assert slots["location"] == "城东区光华街道翠竹苑小区4栋"
+    assert slots["contact_name"] == "王建华"
+    assert slots["phone"] == "13812340001"
+    assert slots["category"] == "urban"  # a confident proposal is not asked either
+    assert next_asked(domain, slots, events) == "wo_confirmed"
+
+    dispatcher = CollectingDispatcher()
+    summary_tracker = load_tracker("form_summary", sender=sender, text="", intent="affirm")
+    summary_tracker.slots.update({s: slots.get(s) for s in FORM_SLOTS})
+    await ActionSummarizeWorkOrder(store).run(dispatcher, summary_tracker, {})
+    [text] = texts(dispatcher)
+    assert "地点：城东区光华街道翠竹苑小区4栋" in text
+    assert "联系人：王建华" in text
+    assert "手机：138****0001" in text and "类别：城乡建设" in text
+    titles = [b["title"] for b in buttons(dispatcher)]
+    assert {"修改类别", "修改地点", "修改联系人", "修改手机"} <= set(titles)
+
+
+async def test_a_story_without_a_phone_asks_only_for_the_phone(
+    store: StoreClient, domain: dict
+) -> None:
+    slots, events = await activate_with(store, domain, NO_PHONE_STORY, "form_activated_with_story")
+    assert slots["location"] == "西城区和平路35号楼"
+    assert slots["contact_name"] == "刘女士"
+    assert slots["phone"] is None
+    assert next_asked(domain, slots, events) == "phone"
+
+
+async def test_a_description_typed_after_a_bare_complaint_also_fills_the_fields(
+    store: StoreClient, domain: dict
+) -> None:
+    slots, events = await activate_with(store, domain, FULL_STORY, "form_description_answered")
+    assert (slots["location"], slots["contact_name"], slots["phone"]) == (
+        "城东区光华街道翠竹苑小区4栋",
+        "王建华",
+        "13812340001",
+    )
+    assert next_asked(domain, slots, events) == "wo_confirmed"
+
+
+async def test_a_story_that_names_nothing_asks_for_everything(
+    store: StoreClient, domain: dict
+) -> None:
+    story = "最近半夜总有人在楼下大声喧哗，已经好几个星期了，实在受不了"
+    slots, events = await activate_with(store, domain, story, "form_activated_with_story")
+    assert slots["location"] is None and slots["contact_name"] is None and slots["phone"] is None
+    assert next_asked(domain, slots, events) in ("category", "location")
+
+
+@pytest.mark.parametrize(
+    ("text", "slot"),
+    [("修改地点", "location"), ("联系人不对", "contact_name"), ("修改手机", "phone")],
+)
+async def test_a_field_can_be_corrected_from_the_summary(
+    store: StoreClient, domain: dict, text: str, slot: str
+) -> None:
+    slots, said = await confirm_step(store, domain, text, "deny")
+    assert slots["wo_confirmed"] is None and slots[slot] is None
+    assert said == []  # no complaint: the form simply asks for that field again
+    tracker = load_tracker("form_summary", sender="s", category="urban", text=text, intent="deny")
+    assert (
+        next_asked(
+            domain,
+            dict(tracker.slots),
+            [{"event": "slot", "name": k, "value": v} for k, v in slots.items()],
+        )
+        == slot
+    )
+
+
+async def test_a_typed_correction_replaces_the_value(store: StoreClient, domain: dict) -> None:
+    slots, said = await confirm_step(store, domain, "手机号改为 139-0000-1111", "nlu_fallback")
+    assert slots["phone"] == "13900001111" and slots["wo_confirmed"] is None
+    slots, said = await confirm_step(store, domain, "地点改成北湖路8号", "nlu_fallback")
+    assert slots["location"] == "北湖路8号"
+    slots, said = await confirm_step(store, domain, "手机改为12345", "nlu_fallback")
+    assert slots["phone"] is None and "11位手机号" in said[0]  # validated like any answer
+
+
+async def test_correcting_the_category_shows_the_list(store: StoreClient, domain: dict) -> None:
+    slots, said = await confirm_step(store, domain, "修改类别", "deny")
+    assert slots["category"] is None and slots["category_choices_shown"] is True
+    assert said == []
