@@ -44,6 +44,14 @@ APPEAL_MIN_CHARS = 40
 APPEAL_MIN_SHARE = 0.5
 APPEAL_SOME_SHARE = 0.1
 _ENDS_AS_QUESTION = re.compile(r"(吗|么|呢|怎么办|怎么弄|如何|哪里|多少|什么|几天|多久|[?？])\W*$")
+# Characters of a bare follow-up ("需要带什么材料", "在哪里办", "要钱吗"): a message with more than
+# FOLLOWUP_MAX_CONTENT other characters names something of its own ("人才公寓补贴什么时候发").
+_FOLLOWUP_CHARS = frozenset(
+    "需要带什么啥材料资料证件手续准备哪些多久长时间几天个工作日候到账能可以在哪里儿去办理网上线手机"
+    "吗呢啊吧呀钱收费用免交大概一般下来的了得我还是这个那么样怎就要有没些跑趟窗口地方部门申请"
+    "。，？！?!、 "
+)
+FOLLOWUP_MAX_CONTENT = 2
 # A question inside an appeal: after the answer, offer to register what happened.
 MIXED_MIN_CHARS = 40
 MIXED_MIN_SHARE = 0.2
@@ -66,7 +74,23 @@ ASPECT_NAMES = {
 }
 NO_ENTRY_BUTTONS = [HUMAN_BUTTON, button("留言登记工单", "/leave_message")]
 
-Kind = Literal["answer", "aspect", "aspect_unknown", "clarify", "none", "stale", "intake"]
+Kind = Literal[
+    "answer", "aspect", "aspect_unknown", "need_topic", "clarify", "none", "stale", "intake"
+]
+# Characters of a bare follow-up ("需要带什么材料", "在哪里办", "要钱吗"): a message with more than
+# FOLLOWUP_MAX_CONTENT other characters names something of its own ("人才公寓补贴什么时候发").
+_FOLLOWUP_CHARS = frozenset(
+    "需要带什么啥材料资料证件手续准备哪些多久长时间几天个工作日候到账能可以在哪里儿去办理网上线手机"
+    "吗呢啊吧呀钱收费用免交大概一般下来的了得我还是这个那么样怎就要有没些跑趟窗口地方部门申请"
+    "。，？！?!、 "
+)
+FOLLOWUP_MAX_CONTENT = 2
+# A question inside an appeal: what makes a message ask something (rhetorical ones included;
+# the selector still has to be sure of an entry before anything is answered).
+_ASKS = re.compile(
+    r"怎么办|怎么|如何|哪里|哪个部门|找谁|能不能|可不可以|是否|多少|什么条件|有什么规定|"
+    r"吗[？?。!！\s]*$|[?？]"
+)
 
 
 @dataclass
@@ -106,6 +130,12 @@ def looks_like_appeal(text: str, intent_ranking: list[dict[str, Any]]) -> bool:
     return share >= APPEAL_SOME_SHARE or not _ENDS_AS_QUESTION.search(text)
 
 
+def is_bare_follow_up(text: str) -> bool:
+    """True when the message only asks about materials / time / place / online / cost, without
+    naming anything of its own (so it can only be about the entry just discussed)."""
+    return sum(ch not in _FOLLOWUP_CHARS for ch in text) <= FOLLOWUP_MAX_CONTENT
+
+
 def plan_reply(
     text: str,
     *,
@@ -119,7 +149,9 @@ def plan_reply(
     plain "no entry fits", or the intake of an appeal that no entry answers."""
     ranking = intent_ranking or []
     last = selector.kb.get(last_faq_id) if last_faq_id else None
-    asked = aspect(text) if last is not None else None
+    asked = aspect(text) if is_bare_follow_up(text) else None
+    if asked and last is None:
+        return Plan("need_topic", aspect=asked)  # "需要带什么材料" with nothing before it
     if last is not None and asked:
         if last.is_expired(day):
             return Plan("stale", last)
@@ -138,6 +170,14 @@ def plan_reply(
     if looks_like_appeal(text, ranking):
         return Plan("intake")
     return Plan("none")
+
+
+def answer_in_appeal(text: str, *, selector: Selector, day: date) -> FaqEntry | None:
+    """The entry that answers a question asked inside an appeal, when the selector is sure."""
+    if not text or text.startswith("/") or not _ASKS.search(text):
+        return None
+    decision = selector.decide(text, today=day)
+    return decision.entry if decision.kind == "answer" else None
 
 
 def answer_text(entry: FaqEntry) -> str:
@@ -195,6 +235,12 @@ async def say_plan(
             buttons=[HUMAN_BUTTON],
         )
         return remembered(plan.entry)
+    if plan.kind == "need_topic":
+        dispatcher.utter_message(
+            text=f"请问您想了解哪一项业务的{ASPECT_NAMES[plan.aspect or '']}？"
+            "请把业务名称一起告诉我，比如“社保卡补办需要什么材料”。"
+        )
+        return remembered(None)
     if plan.kind == "stale":
         dispatcher.utter_message(text=STALE_TEXT, buttons=[HUMAN_BUTTON, MESSAGE_BUTTON])
         return remembered(None)
@@ -239,6 +285,29 @@ class ActionAnswerFaq(Action):
         selector = self._selector or get_selector()
         plan = plan_for(tracker, selector, self._day or local_today())
         return await say_plan(plan, dispatcher, tracker, domain)
+
+
+class ActionAnswerInAppeal(Action):
+    """Before the intake of an appeal: answer the policy question it also asks, if any."""
+
+    def __init__(self, selector: Selector | None = None, day: date | None = None) -> None:
+        self._selector = selector
+        self._day = day
+
+    def name(self) -> str:
+        return "action_answer_in_appeal"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        selector = self._selector or get_selector()
+        entry = answer_in_appeal(
+            latest_text(tracker), selector=selector, day=self._day or local_today()
+        )
+        if entry is None:
+            return []
+        dispatcher.utter_message(text=f"先回答您问到的：\n{answer_text(entry)}")
+        return remembered(entry)
 
 
 class ActionTopicMenu(Action):

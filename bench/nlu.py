@@ -52,6 +52,17 @@ RSS_GOAL_MB = 1536
 
 
 def rss_mb() -> float:
+    """Resident set size of this process now, in MB (VmRSS; the peak where /proc is missing)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_rss_mb() -> float:
     """Peak resident set size of this process in MB (Linux reports KB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -89,6 +100,7 @@ async def _parse_all(model: Path, texts: list[str]) -> dict[str, Any]:
         "load_seconds": round(loaded, 2),
         "mean_parse_ms": round(mean_ms, 2),
         "rss_mb": round(rss_mb(), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "intents": sorted(agent.domain.intents) if agent.domain else [],
     }
 
@@ -143,7 +155,7 @@ def turn(text: str, parsed: dict[str, Any], state: State, selector: Any, day: da
     """The reply to one message: Rasa's rules on the parsed intent, then the action's decision.
     Updates `state` as the actions' slot events would."""
     from actions.fallback import answers_directly, choices_for
-    from actions.faq import plan_reply
+    from actions.faq import answer_in_appeal, plan_reply
 
     intent = parsed["intent"]
     ranking = parsed["ranking"]
@@ -151,7 +163,16 @@ def turn(text: str, parsed: dict[str, Any], state: State, selector: Any, day: da
         state.reset()
         return Outcome("handoff")
     if intent in INTAKE_INTENTS:
+        # rules: report_problem / complain / suggest -> action_answer_in_appeal -> the form
+        entry = (
+            None
+            if intent == "leave_message"
+            else answer_in_appeal(text, selector=selector, day=day)
+        )
         state.reset()
+        if entry is not None:
+            state.last_faq_id, state.last_question = entry.id, entry.question
+            return Outcome("intake", entry.id, [entry.id], offer_intake=True)
         return Outcome("intake")
     if intent not in ("faq", FALLBACK_INTENT):
         state.clarified = False
@@ -179,7 +200,8 @@ def turn(text: str, parsed: dict[str, Any], state: State, selector: Any, day: da
     state.last_question = entry.question if entry else None
     state.clarified = False
     shown = [entry.id] if entry else [e.id for e in plan.candidates]
-    answered = entry.id if plan.kind in ("answer", "aspect") and entry else None
+    # aspect_unknown: the entry's whole answer, with a note that it does not say what was asked
+    answered = entry.id if entry else None
     return Outcome(plan.kind, answered, shown, plan.offer_intake)
 
 
@@ -255,7 +277,7 @@ def dev_figures(dev: list[dict], parsed: dict[str, dict], selector: Any, day: da
 
 def multiturn_figures(convs: list[dict], parsed: dict, selector: Any, day: date) -> dict:
     """Turn accuracy of the multi-turn set, first turns and follow-ups apart."""
-    ok_first = ok_follow = n_first = n_follow = 0
+    ok_first = ok_follow = n_first = n_follow = by_button = 0
     misses: list[str] = []
     for conv in convs:
         state = State()
@@ -266,6 +288,14 @@ def multiturn_figures(convs: list[dict], parsed: dict, selector: Any, day: date)
                 good = out.kind == expect
             else:
                 good = out.answered_id == expect
+                if out.kind == "clarify" and expect in out.shown_ids:
+                    # the citizen presses the right button: that entry is answered and
+                    # remembered, as action_answer_faq does for the button's question
+                    entry = selector.kb.get(expect)
+                    state.reset()
+                    state.last_faq_id, state.last_question = entry.id, entry.question
+                    by_button += 1
+                    good = True
             if i == 0:
                 n_first += 1
                 ok_first += good
@@ -281,6 +311,7 @@ def multiturn_figures(convs: list[dict], parsed: dict, selector: Any, day: date)
         "turn_accuracy": ratio(ok_first + ok_follow, n_first + n_follow),
         "first_turn_accuracy": ratio(ok_first, n_first),
         "followup_accuracy": ratio(ok_follow, n_follow),
+        "right_by_button": by_button,
         "misses": misses,
     }
 
@@ -292,7 +323,7 @@ def appeal_figures(appeals: dict, parsed: dict, selector: Any, day: date) -> dic
         outs = [turn(i["norm"], parsed[i["norm"]], State(), selector, day) for i in items]
         return Counter(o.kind if not o.kind.startswith("intent:") else "other" for o in outs), outs
 
-    app_kinds, _ = kinds(appeals.get("appeals") or [])
+    app_kinds, app_outs = kinds(appeals.get("appeals") or [])
     q_kinds, _ = kinds(appeals.get("questions") or [])
     mixed = appeals.get("mixed") or []
     m_kinds, m_outs = kinds(mixed)
@@ -301,6 +332,9 @@ def appeal_figures(appeals: dict, parsed: dict, selector: Any, day: date) -> dic
         "appeals": n_app,
         "appeal_intake": ratio(app_kinds["intake"], n_app),
         "appeal_faq_answer": ratio(app_kinds["answer"] + app_kinds["aspect"], n_app),
+        "appeal_answer_then_intake": ratio(
+            sum(o.kind == "intake" and o.answered_id is not None for o in app_outs), n_app
+        ),
         "appeal_outcomes": dict(app_kinds),
         "questions": n_q,
         "question_answered": ratio(q_kinds["answer"] + q_kinds["aspect"], n_q),
@@ -308,7 +342,7 @@ def appeal_figures(appeals: dict, parsed: dict, selector: Any, day: date) -> dic
         "question_outcomes": dict(q_kinds),
         "mixed": len(mixed),
         "mixed_answer_and_offer": ratio(
-            sum(o.kind == "answer" and o.offer_intake for o in m_outs), len(mixed)
+            sum(o.answered_id is not None and o.offer_intake for o in m_outs), len(mixed)
         ),
         "mixed_intake": ratio(m_kinds["intake"], len(mixed)),
         "mixed_outcomes": dict(m_kinds),
@@ -384,7 +418,8 @@ def print_report(r: dict) -> None:
     print(
         f"\nmulti-turn       {mt['conversations']} conversations, {mt['turns']} turns: "
         f"{pc(mt['turn_accuracy'])} right (first turns {pc(mt['first_turn_accuracy'])}, "
-        f"follow-ups {pc(mt['followup_accuracy'])})"
+        f"follow-ups {pc(mt['followup_accuracy'])}); {mt['right_by_button']} of the right "
+        "turns through a candidate button"
     )
     for miss in mt["misses"]:
         print(f"  miss  {miss}")
@@ -394,7 +429,10 @@ def print_report(r: dict) -> None:
             f"\nappeals          {a['appeals']} appeals: intake started {pc(a['appeal_intake'])} "
             f"(goal >= 85 %), an FAQ answer {pc(a['appeal_faq_answer'])} (goal <= 5 %)"
         )
-        print(f"                 outcomes {a['appeal_outcomes']}")
+        print(
+            f"                 outcomes {a['appeal_outcomes']}; an answer before the intake "
+            f"{pc(a['appeal_answer_then_intake'])}"
+        )
         print(
             f"questions        {a['questions']}: answered {pc(a['question_answered'])}, "
             f"work order opened {pc(a['question_intake'])}; {a['question_outcomes']}"
@@ -407,8 +445,23 @@ def print_report(r: dict) -> None:
     h = r.get("held_out")
     if h:
         held, ookb = h.get("held_out") or {}, h.get("out_of_kb") or {}
-        print(f"\nheld-out (bench/knowledge.py, {h.get('date')}): {held}")
-        print(f"out-of-KB: {ookb}")
+        lat = h.get("latency") or {}
+        print(
+            f"\nheld-out protocol (bench/knowledge.py, {h.get('date')}, {held.get('n')} items):"
+            f" top-1 {pc(held.get('top1'))}, top-3 {pc(held.get('top3'))} (goal 97 %), "
+            f"answered-and-correct {pc(held.get('answered_and_correct'))} (goal 80 %), "
+            f"confident-wrong {pc(held.get('confident_wrong'))} (goal 2 %), right answered or "
+            f"offered {pc(held.get('right_answered_or_offered'))}"
+        )
+        print(
+            f"out-of-KB ({ookb.get('n')}): answered anyway {pc(ookb.get('answered'))} "
+            f"(goal 5 %), clarify {pc(ookb.get('clarify'))}, none {pc(ookb.get('none'))}"
+        )
+        if lat:
+            print(
+                f"selection latency p50 {lat.get('p50_ms', 0):.0f} ms, "
+                f"p95 {lat.get('p95_ms', 0):.0f} ms (goal p95 <= 100 ms)"
+            )
 
 
 def load_items(args: argparse.Namespace) -> tuple[list, list, dict]:
@@ -473,6 +526,7 @@ def main() -> int:
         "mean_parse_ms": rasa["mean_parse_ms"],
         "train_seconds": train_seconds(args.model),
         "rasa_rss_mb": rasa["rss_mb"],
+        "rasa_peak_rss_mb": rasa["peak_rss_mb"],
         "selector_rss_mb": rss_mb(),
         "selector_build_seconds": build,
         "kb_entries": len(selector.kb),

@@ -45,9 +45,11 @@ _KIND_BY_WORD = {
     "报修": REPORT_PROBLEM,
     "建议": SUGGEST,
 }
-# Asking how/where to complain is a question, not an appeal.
+# Asking how/where to complain is a question, not an appeal: any of these anywhere in the
+# message leaves the decision to the classifier ("举报领导违规 不想暴露身份 能匿名不").
 _HOW_TO = re.compile(
-    r"怎么|如何|哪里|哪儿|去哪|在哪|什么部门|哪个部门|吗|么|呢|[?？]|电话是多少|流程"
+    r"怎么|怎样|如何|哪里|哪儿|去哪|在哪|哪些|什么|啥|部门|吗|么|呢|[?？]|电话|流程|步骤|"
+    r"多久|几个工作日|几天|能不能|可不可以|能.{0,6}不$|需要|要准备|会不会|是否"
 )
 MIN_APPEAL_BODY = 10  # characters after the lead word: enough to say what happened
 
@@ -76,7 +78,7 @@ def appeal_by_lead_word(text: str) -> str | None:
     if not match:
         return None
     body = flat[match.end() :]
-    if len(body) < MIN_APPEAL_BODY or _HOW_TO.search(body[:12]):
+    if len(body) < MIN_APPEAL_BODY or body.startswith("的") or _HOW_TO.search(flat):
         return None
     return _KIND_BY_WORD[match.group(3)]
 

@@ -17,7 +17,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.fallback import ActionClarify
-from actions.faq import ActionAnswerFaq, ActionTopicMenu
+from actions.faq import ActionAnswerFaq, ActionAnswerInAppeal, ActionTopicMenu
 from knowledge.decision import DecisionModel
 from knowledge.embed import Embedder
 from knowledge.entries import KnowledgeBase
@@ -156,6 +156,18 @@ async def test_follow_up_the_entry_does_not_cover_says_so_with_the_full_answer(
     assert "没有写明费用" in text and "国家社会保险公共服务平台" in text
 
 
+async def test_a_follow_up_with_nothing_before_it_asks_which_service(
+    knowledge: KnowledgeBase, embedder: Embedder
+) -> None:
+    # Even a selector sure of some entry must not answer "需要带什么材料" out of the blue.
+    sel = selector(knowledge, embedder, ALWAYS_ANSWER)
+    dispatcher, events = await answer(sel, tracker("需要带什么材料"))
+    [text] = texts(dispatcher)
+    assert "哪一项业务" in text and "材料" in text
+    assert "身份证" not in text and "挂失" not in text
+    assert slot_events(events)["last_faq_id"] is None
+
+
 async def test_a_long_story_no_entry_answers_starts_the_intake_with_it(
     knowledge: KnowledgeBase, embedder: Embedder
 ) -> None:
@@ -194,6 +206,31 @@ async def test_a_question_inside_an_appeal_gets_the_answer_then_the_offer_to_reg
     assert "登记工单" in said[1]
     assert "/leave_message" in [b["payload"] for b in buttons(dispatcher)]
     assert not any(e.get("event") == "followup" for e in events)
+
+
+async def test_an_appeal_that_asks_a_policy_question_gets_the_answer_first(
+    knowledge: KnowledgeBase, embedder: Embedder
+) -> None:
+    text = "原单位一直拖着不给我转养老保险 我要投诉他们 养老保险跨省到底怎么转移？"
+    dispatcher = CollectingDispatcher()
+    sel = selector(knowledge, embedder, ALWAYS_ANSWER)
+    events = await ActionAnswerInAppeal(sel, DAY).run(
+        dispatcher, tracker(text, intent="complain"), {}
+    )
+    assert "国家社会保险公共服务平台" in texts(dispatcher)[0]
+    assert slot_events(events)["last_faq_id"] == "si_test_transfer"
+
+
+async def test_an_appeal_without_a_question_gets_no_answer(
+    knowledge: KnowledgeBase, embedder: Embedder
+) -> None:
+    text = "我要投诉原单位 拖了半年不给我办养老保险转移手续 人事天天推说领导不在"
+    dispatcher = CollectingDispatcher()
+    sel = selector(knowledge, embedder, ALWAYS_ANSWER)
+    events = await ActionAnswerInAppeal(sel, DAY).run(
+        dispatcher, tracker(text, intent="complain"), {}
+    )
+    assert dispatcher.messages == [] and events == []
 
 
 async def test_clarify_answers_when_diet_leans_to_a_question_and_the_selector_is_sure(
