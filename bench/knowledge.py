@@ -20,6 +20,8 @@ Protocol:
   knowledge base with the shipped calibration (`knowledge/calibration.json`); the dev set is
   never used to fit anything.
 - **Follow-ups** (`tests/nlu/followups.yml`): elliptical questions read with the previous one.
+- **Under-specified questions** (`tests/nlu/ambiguous.yml`, "公积金怎么取出来"): should be
+  asked back, not answered; the held-out examples hardly contain such lines.
 - `--compare` first ranks the held-out folds with several ranking methods (dense e5 with the
   query or passage prefix, best text or centroid, TF-IDF char n-grams, fusion weights) and
   prints top-1 / top-3 for each; the fused method used by `knowledge.selector.RankConfig`
@@ -69,13 +71,14 @@ from knowledge.text import normalize  # noqa: E402
 DEV = ROOT / "tests" / "nlu" / "dev.yml"
 OUT_OF_KB = ROOT / "tests" / "nlu" / "out_of_kb.yml"
 FOLLOWUPS = ROOT / "tests" / "nlu" / "followups.yml"
+AMBIGUOUS = ROOT / "tests" / "nlu" / "ambiguous.yml"
 CALIBRATION = ROOT / "knowledge" / "calibration.json"
 DAY = date(2026, 11, 26)  # entries are judged on a fixed day so figures do not drift
 
 # Targets used when fitting thresholds (on fitting data only; below the issue's goals so that
 # the rate on unseen data has some room).
-FIT_MAX_WRONG = 0.012  # answered but wrong, share of in-KB fitting items
-FIT_MAX_OOKB_ANSWERED = 0.02  # answered, share of out-of-KB fitting items
+FIT_MAX_WRONG = 0.015  # answered but wrong, share of in-KB fitting items
+FIT_MAX_OOKB_ANSWERED = 0.03  # answered, share of out-of-KB fitting items
 FIT_MAX_KNOWN_NONE = 0.04  # in-KB fitting items told "no entry fits"
 
 
@@ -170,20 +173,36 @@ def rank_items(selector: Selector, items: list[Item], vectors: dict[str, np.ndar
 
 def compare_methods(kb_folds, held, vectors, embedder) -> list[tuple[str, float, float]]:
     """Held-out top-1 / top-3 of ranking methods."""
+    plain = {"lexical_weight": 0.0, "topic_penalty": 0.0, "negative_penalty": 0.0}
     methods = [
-        ("TF-IDF char 1-3 only (best text)", RankConfig(lexical_weight=1.0, negative_penalty=0)),
-        ("e5 query/query, best text", RankConfig(lexical_weight=0.0, negative_penalty=0)),
+        ("TF-IDF char 1-3 only (best text)", RankConfig(**{**plain, "lexical_weight": 1.0})),
+        ("e5 query/query, best text", RankConfig(**plain, centroid_weight=0.0)),
         (
             "e5 query/passage, best text",
-            RankConfig(passage_prefix="passage", lexical_weight=0.0, negative_penalty=0),
+            RankConfig(**plain, centroid_weight=0.0, passage_prefix="passage"),
         ),
-        ("e5 centroid only", RankConfig(centroid_weight=1.0, lexical_weight=0.0)),
-        ("e5 best text 0.7 + centroid 0.3", RankConfig(centroid_weight=0.3, lexical_weight=0.0)),
-        ("e5 best text + TF-IDF 0.1", RankConfig(lexical_weight=0.1)),
-        ("e5 best text + TF-IDF 0.2", RankConfig(lexical_weight=0.2)),
-        ("e5 best text + TF-IDF 0.3", RankConfig(lexical_weight=0.3)),
-        ("e5 0.7 best + 0.3 centroid, + TF-IDF 0.2", RankConfig(centroid_weight=0.3)),
-        ("shipped (RankConfig defaults)", RankConfig()),
+        (
+            "e5 best text + TF-IDF 0.1",
+            RankConfig(**{**plain, "lexical_weight": 0.1}, centroid_weight=0.0),
+        ),
+        (
+            "e5 best text + TF-IDF 0.2",
+            RankConfig(**{**plain, "lexical_weight": 0.2}, centroid_weight=0.0),
+        ),
+        ("e5 mean of best two texts", RankConfig(**plain, centroid_weight=0.0, second_weight=0.5)),
+        ("e5 0.7 best text + 0.3 centroid", RankConfig(**plain, centroid_weight=0.3)),
+        ("e5 centroid", RankConfig(**plain)),
+        (
+            "e5 centroid + ridge classifier (alpha 10)",
+            RankConfig(**plain, ridge_weight=1.0, ridge_alpha=10.0),
+        ),
+        ("e5 centroid + TF-IDF 0.05", RankConfig(**{**plain, "lexical_weight": 0.05})),
+        ("e5 centroid + TF-IDF 0.1", RankConfig(**{**plain, "lexical_weight": 0.1})),
+        (
+            "e5 centroid + TF-IDF 0.05 + topic 0.02",
+            RankConfig(lexical_weight=0.05, topic_penalty=0.02, negative_penalty=0.0),
+        ),
+        ("shipped: the above + not_for penalty", RankConfig()),
     ]
     rows = []
     for name, config in methods:
@@ -222,8 +241,13 @@ def fit_decision(known: list[Ranked], unknown: list[Ranked]) -> DecisionModel:
     y_known = np.array([True] * len(known) + [False] * len(unknown))
     p_right = _logistic(x, y_right, balanced=False)
     p_known = _logistic(x, y_known, balanced=True)
-    pr_known = np.array([p_right.prob(r.features.values) for r in known])
-    pr_unknown = np.array([p_right.prob(r.features.values) for r in unknown])
+    floor = DecisionModel().min_margin
+    pr_known = np.array(
+        [p_right.prob(r.features.values) if r.features.values[1] >= floor else 0.0 for r in known]
+    )
+    pr_unknown = np.array(
+        [p_right.prob(r.features.values) if r.features.values[1] >= floor else 0.0 for r in unknown]
+    )
     right = np.array([r.right1 for r in known])
     answer_t = 0.99
     for t in np.arange(0.30, 0.995, 0.005):
@@ -359,6 +383,26 @@ def followups(selector: Selector) -> dict[str, float] | None:
         f"top-3 {right3 / n:.1%}, answered-and-correct {answered_right / n:.1%}"
     )
     return {"n": len(items), "top1": right1 / n, "top3": right3 / n}
+
+
+def ambiguous(selector: Selector) -> dict[str, float] | None:
+    """Under-specified questions: how often answered instead of asked back."""
+    if not AMBIGUOUS.exists():
+        return None
+    items = yaml.safe_load(AMBIGUOUS.read_text(encoding="utf-8")) or []
+    answered = fitting = 0
+    for it in items:
+        d = selector.decide(it["text"], today=DAY)
+        answered += d.kind == "answer"
+        fitting += d.kind == "clarify" and all(
+            c.entry.id.startswith(it["within"]) for c in d.candidates
+        )
+    n = max(1, len(items))
+    print(
+        f"under-specified questions ({len(items)}): answered {answered / n:.1%} (should ask "
+        f"back), asked back with fitting candidates only {fitting / n:.1%}"
+    )
+    return {"n": len(items), "answered": answered / n, "clarify_fitting": fitting / n}
 
 
 def rss_mb() -> float:
@@ -524,6 +568,7 @@ def main() -> None:
     )
     report["dev"] = print_known("  dev FAQ", dev_out)
     report["followups"] = followups(selector)
+    report["ambiguous"] = ambiguous(selector)
     report["rss_mb_after_build"] = rss_mb()
     fresh = [t + "？" for t in others[:200]]  # unseen texts: the query embedding is computed
     report["latency"] = latency(

@@ -60,15 +60,17 @@ class Decision:
 
 @dataclass(frozen=True)
 class RankConfig:
-    """How per-entry similarities are fused into one ranking score."""
+    """How per-entry similarities are fused into one ranking score. The defaults are the
+    method chosen on the held-out folds of bench/knowledge.py (see docs/nlu.md, Retrieval)."""
 
     passage_prefix: Prefix = "query"  # prefix of the entry texts ("query" or "passage")
-    centroid_weight: float = 0.0  # share of the entry centroid next to the best single text
-    lexical_weight: float = 0.2  # share of the TF-IDF char n-gram similarity
+    centroid_weight: float = 1.0  # share of the entry centroid next to the best single text
+    lexical_weight: float = 0.05  # share of the TF-IDF char n-gram similarity
     negative_penalty: float = 1.0  # demotion per unit of not_for similarity above own similarity
     second_weight: float = 0.0  # share of the entry's second-best text (two texts agreeing)
     ridge_weight: float = 0.0  # share of a ridge classifier over e5 vectors (0: not built)
     ridge_alpha: float = 1.0
+    topic_penalty: float = 0.02  # demotion of entries outside the topics the message names
 
 
 def local_today() -> date:
@@ -117,6 +119,8 @@ class Selector:
         if c.ridge_weight and s.ridge is not None:
             dense = dense + c.ridge_weight * s.ridge
         fused = (1 - c.lexical_weight) * dense + c.lexical_weight * s.lexical
+        if c.topic_penalty and s.topic_mismatch is not None:
+            fused = fused - c.topic_penalty * s.topic_mismatch
         if c.negative_penalty:
             fused = fused - c.negative_penalty * np.maximum(0.0, s.negative - s.dense_max)
         return fused

@@ -110,3 +110,19 @@ def bigrams(text: str) -> set[str]:
     if len(text) < 2:
         return {text} if text else set()
     return {text[i : i + 2] for i in range(len(text) - 1)}
+
+
+# Words that tie a question to one topic of the knowledge base (stricter than the topic-menu
+# keywords: a question naming 公积金 is not about 社保, whatever else it shares with one).
+TOPIC_MARKERS: dict[str, re.Pattern[str]] = {
+    "housing_fund": re.compile("公积金|公基金"),
+    "medical_insurance": re.compile("医保|医疗保险|医保卡|新农合"),
+    "social_insurance": re.compile("社保|养老保险|养老金|失业金|失业保险|工伤|生育保险|生育津贴"),
+    "business": re.compile("营业执照|执照|公司|个体户|个体工商户|企业|工商|发票|报税|纳税"),
+    "hotline": re.compile("12345|热线|工单"),
+}
+
+
+def topics_named(text: str) -> frozenset[str]:
+    """The topic keys a normalised text names explicitly."""
+    return frozenset(key for key, pattern in TOPIC_MARKERS.items() if pattern.search(text))
