@@ -137,7 +137,7 @@ def test_no_real_looking_personal_numbers():
 def test_multiturn_set_expects_real_entries_and_is_not_training_data():
     """tests/nlu/multiturn.yml: every expectation is an entry id or handoff / intake / none, and
     no opening question is a training example (the follow-ups are the brief's own phrases,
-    "需要带什么材料", "那买房呢" …, which data/nlu/questions.yml teaches DIET to read as questions)."""
+    "需要带什么材料", "那买房呢" …, that data/nlu/questions.yml teaches DIET as questions)."""
     convs = yaml.safe_load((ROOT / "tests" / "nlu" / "multiturn.yml").read_text(encoding="utf-8"))
     known = {entry["id"] for entry in faq_entries()} | {"handoff", "intake", "none"}
     turns = [t for c in convs for t in c["turns"]]
