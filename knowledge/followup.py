@@ -35,7 +35,7 @@ _ASPECT_QUESTIONS: tuple[tuple[Aspect, re.Pattern[str]], ...] = (
 _ASPECT_ANSWERS: dict[Aspect, re.Pattern[str]] = {
     "materials": re.compile(r"材料|证件|身份证|资料|证明|带上|携带"),
     "time": re.compile(
-        r"工作日|个月|日内|天内|到账|时限|当日|当天|即时|实时|立即|次月|期限|之前|以内"
+        r"工作日|个月|日内|天内|到账|时限|时长|办理时间|当日|当天|即时|实时|立即|次月|期限|之前|以内"
     ),
     "where": re.compile(
         r"窗口|服务中心|大厅|网点|经办机构|所在地|政务服务|柜台|营业厅|办事处|医院"

@@ -4,6 +4,7 @@ characters of a question (what is left once the question's framing words are rem
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from functools import lru_cache
@@ -88,15 +89,22 @@ _FRAMING = re.compile(
 
 @lru_cache(maxsize=1)
 def _t2s() -> Any:  # opencc ships no type stubs
-    import opencc
-
+    """OpenCC's traditional → simplified converter, or None where opencc is not installed (the
+    Rasa virtualenv: the gateway has already converted the text before Rasa sees it)."""
+    try:
+        import opencc
+    except ImportError:
+        logging.getLogger(__name__).warning("opencc not installed: traditional text kept as is")
+        return None
     return opencc.OpenCC("t2s")
 
 
 def normalize(text: str) -> str:
     """Simplified, NFKC, lower-case text with single spaces."""
     text = unicodedata.normalize("NFKC", text or "")
-    text = _t2s().convert(text)
+    converter = _t2s()
+    if converter is not None:
+        text = converter.convert(text)
     return _SPACE.sub(" ", text).strip().lower()
 
 

@@ -10,7 +10,10 @@ mkdir -p models "$CACHE"
 
 inputs=(domain.yml config.yml data)
 [ -d nlu_components ] && inputs+=(nlu_components)
-hash=$(find "${inputs[@]}" -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+# data/faq is the knowledge base: answers are chosen from it at run time (knowledge/), Rasa
+# does not read it, so editing an entry must not retrain the model.
+hash=$(find "${inputs[@]}" -type f ! -name '*.pyc' ! -path 'data/faq/*' -print0 | sort -z \
+  | xargs -0 sha256sum | sha256sum | cut -c1-16)
 model="models/${hash}.tar.gz"
 
 if [ ! -f "$model" ] && [ -f "$CACHE/${hash}.tar.gz" ]; then

@@ -58,3 +58,14 @@ def test_elliptical_question_gets_the_previous_topic() -> None:
     assert "公积金" in query and "买房" in query
     assert topic == "housing_fund"
     assert elliptical_query("公积金贷款利率多少", "公积金怎么提取出来付房租", entry) is None
+
+
+def test_time_part_gives_the_deadline() -> None:
+    part = answer_aspect(KB.get("hf_withdraw_process_time"), "time")
+    assert part is not None and "3日内" in part
+    assert "需要材料" not in part
+
+
+def test_cost_part_names_the_fee_rule() -> None:
+    part = answer_aspect(KB.get("si_card_replace"), "cost")
+    assert part is not None and "工本费" in part

@@ -17,6 +17,8 @@ from knowledge.selector import Selector, get_selector
 from tests.knowledge.conftest import SMALL_KB, write_kb
 
 DAY = date(2026, 11, 26)
+# a fresh machine embeds the whole knowledge base (~2,500 texts) for the first test
+pytestmark = pytest.mark.timeout(1200)
 
 
 @pytest.mark.parametrize(
