@@ -94,8 +94,10 @@ async def _first_actions(model: Path, texts: list[str]) -> list[dict[str, Any]]:
     from rasa.core.agent import Agent
     from rasa.core.channels.channel import UserMessage
     from rasa.utils.common import configure_logging_and_warnings
+    from rasa.utils.log_utils import configure_structlog
 
     configure_logging_and_warnings(logging.ERROR)
+    configure_structlog(logging.ERROR)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))  # custom NLU components load by module path
     os.chdir(ROOT)
@@ -335,6 +337,19 @@ def routing_scores(data: dict[str, Any], firsts: list[dict[str, Any]]) -> dict[s
     return out
 
 
+def _print_category(c: dict[str, Any]) -> None:
+    print(
+        f"\ncategory (training {c['training_texts']} texts, "
+        f"{c['paraphrase_groups']} paraphrase groups)   top-1 / top-3"
+    )
+    for key, label in (("cv_stratified", "K-fold, stratified"), ("cv_groupwise", "K-fold, group")):
+        row = "  ".join(f"{n} {v[0]:.3f}/{v[1]:.3f}" for n, v in c[key].items())
+        print(f"  {label:20s} {row}")
+    row = "  ".join(f"{n} {v[0]:.3f}/{v[1]:.3f} ({v[2]} ms)" for n, v in c["dev"].items())
+    print(f"  {'dev appeals':20s} {row}")
+    print(f"  propose(): {c['propose_ms_per_message']} ms per message (shipped configuration)")
+
+
 def print_report(report: dict[str, Any]) -> None:
     """The figures as a short text report."""
     meta = report["meta"]
@@ -347,17 +362,11 @@ def print_report(report: dict[str, Any]) -> None:
             f"  {field:9s} precision {s['precision']:.3f}  recall {s['recall']:.3f}"
             f"  ({s['expected']} expected)"
         )
-    c = report["category"]
-    print(
-        f"\ncategory (training {c['training_texts']} texts, "
-        f"{c['paraphrase_groups']} paraphrase groups)   top-1 / top-3"
-    )
-    for key, label in (("cv_stratified", "K-fold, stratified"), ("cv_groupwise", "K-fold, group")):
-        row = "  ".join(f"{n} {v[0]:.3f}/{v[1]:.3f}" for n, v in c[key].items())
-        print(f"  {label:20s} {row}")
-    row = "  ".join(f"{n} {v[0]:.3f}/{v[1]:.3f} ({v[2]} ms)" for n, v in c["dev"].items())
-    print(f"  {'dev appeals':20s} {row}")
-    print(f"  propose(): {c['propose_ms_per_message']} ms per message (shipped configuration)")
+    c = report.get("category")
+    if c is None:
+        print("\ncategory: skipped (--skip-category)")
+    else:
+        _print_category(c)
     r = report.get("routing")
     if r is None:
         print("\nrouting: skipped (run with --rasa and a trained model)")
@@ -376,6 +385,9 @@ def main() -> int:
     parser.add_argument("--dev", type=Path, default=DEFAULT_DEV)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--no-e5", action="store_true", help="sparse features only (fast)")
+    parser.add_argument(
+        "--skip-category", action="store_true", help="no category figures (fields, routing only)"
+    )
     parser.add_argument("--rasa", action="store_true", help="also measure the Rasa routing")
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "current.tar.gz")
     parser.add_argument("--show-errors", action="store_true")
@@ -397,8 +409,9 @@ def main() -> int:
             "dev": str(args.dev.relative_to(ROOT) if args.dev.is_relative_to(ROOT) else args.dev),
         },
         "fields": field_scores(appeals, args.show_errors),
-        "category": category_scores(appeals, args.folds, not args.no_e5, args.show_errors),
     }
+    if not args.skip_category:
+        report["category"] = category_scores(appeals, args.folds, not args.no_e5, args.show_errors)
     if args.rasa:
         from bot.text import for_nlu  # the gateway's normalisation before Rasa
 
