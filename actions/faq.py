@@ -172,11 +172,32 @@ def plan_reply(
     return Plan("none")
 
 
+_CLAUSE_END = re.compile(r"[，。！？!?,;；\s]+")
+MIN_QUESTION_CHARS = 8
+
+
+def question_part(text: str) -> str | None:
+    """The clause of a story that asks something (with the clause before it when it is short),
+    or None: "… 我现在想维权 社保不交应该找哪个部门" → "社保不交应该找哪个部门"."""
+    clauses = [c for c in _CLAUSE_END.split(text) if c]
+    for i in range(len(clauses) - 1, -1, -1):
+        if _ASKS.search(clauses[i] + ("？" if text.rstrip().endswith(("?", "？")) else "")):
+            part = clauses[i]
+            if len(part) < MIN_QUESTION_CHARS and i > 0:
+                part = clauses[i - 1] + " " + part
+            return part
+    return None
+
+
 def answer_in_appeal(text: str, *, selector: Selector, day: date) -> FaqEntry | None:
-    """The entry that answers a question asked inside an appeal, when the selector is sure."""
-    if not text or text.startswith("/") or not _ASKS.search(text):
+    """The entry that answers the question asked inside an appeal, when the selector is sure of
+    it for that question's own words (the story around it would only blur the ranking)."""
+    if not text or text.startswith("/"):
         return None
-    decision = selector.decide(text, today=day)
+    question = question_part(text)
+    if question is None:
+        return None
+    decision = selector.decide(question, today=day)
     return decision.entry if decision.kind == "answer" else None
 
 

@@ -17,7 +17,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.fallback import ActionClarify
-from actions.faq import ActionAnswerFaq, ActionAnswerInAppeal, ActionTopicMenu
+from actions.faq import ActionAnswerFaq, ActionAnswerInAppeal, ActionTopicMenu, question_part
 from knowledge.decision import DecisionModel
 from knowledge.embed import Embedder
 from knowledge.entries import KnowledgeBase
@@ -279,3 +279,10 @@ async def test_topic_menu_lists_questions_of_the_topic(knowledge: KnowledgeBase)
     await ActionTopicMenu(knowledge).run(dispatcher, tracker_, {})
     assert "社会保险常见问题" in texts(dispatcher)[0]
     assert buttons(dispatcher)[0]["payload"] == "养老保险跨省怎么转移？"
+
+
+def test_the_question_of_an_appeal_is_ranked_on_its_own_words() -> None:
+    story = "公司三年没给我交社保 老板说试用期都不交 我现在想维权 社保不交应该找哪个部门"
+    assert question_part(story) == "社保不交应该找哪个部门"
+    assert question_part("楼下烧烤店天天闹到半夜 这合理吗") == "楼下烧烤店天天闹到半夜 这合理吗"
+    assert question_part("我要投诉原单位 拖了半年不给我办养老保险转移手续") is None
