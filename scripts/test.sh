@@ -12,7 +12,7 @@ step "ruff"
 .venv/bin/ruff check . || status=1
 
 step "rasa data validate"
-.venv-rasa/bin/rasa data validate --quiet || status=1  # 2 inherent warnings: see docs/nlu.md
+.venv-rasa/bin/rasa data validate --quiet || status=1
 
 step "rasa test (tests/rasa/test_*.yml)"
 .venv-rasa/bin/rasa test core --model models/current.tar.gz --stories tests/rasa \
