@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -50,6 +51,10 @@ FEATURE_NAMES = (
     "topic_mismatch",
     "neighbour_share",
     "nearest_agrees",
+    "runner_same_subtopic",
+    "runner_same_topic",
+    "all_agree",
+    "lexical_rank",
 )
 
 
@@ -60,9 +65,18 @@ class Features:
     values: tuple[float, ...]
 
     @classmethod
-    def of(cls, norm_text: str, order: np.ndarray, fused: np.ndarray, scores: Any) -> Features:
-        """Features of the top candidate of a ranking (see FEATURE_NAMES)."""
+    def of(
+        cls,
+        norm_text: str,
+        order: np.ndarray,
+        fused: np.ndarray,
+        scores: Any,
+        groups: Sequence[tuple[str, str]] | None = None,
+    ) -> Features:
+        """Features of the top candidate of a ranking (see FEATURE_NAMES); `groups` are the
+        entries' (topic, subtopic) pairs, aligned with the scores."""
         i1 = int(order[0])
+        i2 = int(order[1]) if len(order) > 1 else i1
         s1 = float(fused[i1])
         s2 = float(fused[int(order[1])]) if len(order) > 1 else 0.0
         dense = scores.dense_max
@@ -90,6 +104,16 @@ class Features:
             float(scores.topic_mismatch[i1]) if scores.topic_mismatch is not None else 0.0,
             float(np.mean(near == i1)) if len(near) else 0.0,
             1.0 if len(near) and int(near[0]) == i1 else 0.0,
+            # a runner-up of the same subtopic is a near-duplicate: ask back; one of another
+            # topic is a lexical accident
+            1.0 if groups and i2 != i1 and groups[i2] == groups[i1] else 0.0,
+            1.0 if groups and i2 != i1 and groups[i2][0] == groups[i1][0] else 0.0,
+            1.0
+            if int(np.argmax(dense)) == i1
+            and int(np.argmax(centroid)) == i1
+            and int(np.argmax(lex)) == i1
+            else 0.0,
+            math.log1p(float(np.sum(lex > lex[i1]))),
         )
         return cls(values)
 

@@ -79,6 +79,7 @@ class Index:
             self.entry_bigrams.append(grams)
         self.texts = texts
         self.topic_keys = np.array([e.topic_key for e in self.entries])
+        self.groups = [(e.topic_key, e.subtopic) for e in self.entries]
         self.owner = np.asarray(owner, dtype=np.int64)
         self.starts = np.flatnonzero(np.r_[True, self.owner[1:] != self.owner[:-1]])
         self.sizes = np.diff(np.r_[self.starts, len(self.owner)])

@@ -143,3 +143,16 @@ def test_get_selector_rebuilds_when_a_knowledge_base_file_changes(
     second = get_selector()
     assert second is not first
     assert second.kb.get("t_card_apply") is not None
+
+
+def test_decision_features_see_whether_the_runner_up_is_of_the_same_subtopic(
+    real_selector: Selector,
+) -> None:
+    # two withdrawal entries compete for a bare "公积金怎么提取": a near-duplicate runner-up
+    generic = "公积金怎么提取"
+    ranked = real_selector.ranked(generic)
+    top, runner = (real_selector.index.entries[int(i)] for i in ranked.order[:2])
+    features = real_selector.features(generic, ranked).as_dict()
+    assert (top.topic_key, top.subtopic) == (runner.topic_key, runner.subtopic)
+    assert features["runner_same_subtopic"] == 1.0
+    assert features["runner_same_topic"] == 1.0
