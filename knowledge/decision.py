@@ -55,7 +55,14 @@ FEATURE_NAMES = (
     "runner_same_topic",
     "all_agree",
     "lexical_rank",
+    # the top's topic (one indicator each): a per-topic shift of the answer threshold
+    "topic_business",
+    "topic_hotline",
+    "topic_housing_fund",
+    "topic_medical_insurance",
+    "topic_social_insurance",
 )
+TOPIC_KEYS = ("business", "hotline", "housing_fund", "medical_insurance", "social_insurance")
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,7 @@ class Features:
             and int(np.argmax(lex)) == i1
             else 0.0,
             math.log1p(float(np.sum(lex > lex[i1]))),
+            *(1.0 if groups and groups[i1][0] == key else 0.0 for key in TOPIC_KEYS),
         )
         return cls(values)
 

@@ -156,3 +156,12 @@ def test_decision_features_see_whether_the_runner_up_is_of_the_same_subtopic(
     assert (top.topic_key, top.subtopic) == (runner.topic_key, runner.subtopic)
     assert features["runner_same_subtopic"] == 1.0
     assert features["runner_same_topic"] == 1.0
+
+
+def test_decision_features_name_the_top_entrys_topic(real_selector: Selector) -> None:
+    # one indicator per topic lets the calibration answer more readily where it is safer
+    text = "社保卡密码忘记了被锁住了怎么解锁"
+    features = real_selector.features(text, real_selector.ranked(text)).as_dict()
+    topics = {k: v for k, v in features.items() if k.startswith("topic_") and k != "topic_mismatch"}
+    assert topics["topic_social_insurance"] == 1.0
+    assert sum(topics.values()) == 1.0
