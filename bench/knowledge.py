@@ -241,12 +241,12 @@ def fit_decision(known: list[Ranked], unknown: list[Ranked]) -> DecisionModel:
     y_known = np.array([True] * len(known) + [False] * len(unknown))
     p_right = _logistic(x, y_right, balanced=False)
     p_known = _logistic(x, y_known, balanced=True)
-    floor = DecisionModel().min_margin
+    gate = DecisionModel()
     pr_known = np.array(
-        [p_right.prob(r.features.values) if r.features.values[1] >= floor else 0.0 for r in known]
+        [p_right.prob(r.features.values) if gate.margin_ok(r.features) else 0.0 for r in known]
     )
     pr_unknown = np.array(
-        [p_right.prob(r.features.values) if r.features.values[1] >= floor else 0.0 for r in unknown]
+        [p_right.prob(r.features.values) if gate.margin_ok(r.features) else 0.0 for r in unknown]
     )
     right = np.array([r.right1 for r in known])
     answer_t = 0.99

@@ -165,3 +165,13 @@ def test_decision_features_name_the_top_entrys_topic(real_selector: Selector) ->
     topics = {k: v for k, v in features.items() if k.startswith("topic_") and k != "topic_mismatch"}
     assert topics["topic_social_insurance"] == 1.0
     assert sum(topics.values()) == 1.0
+
+
+@pytest.mark.parametrize("text", ["公司要注销", "公积金贷款的事想问问"])
+def test_a_short_message_naming_only_a_subject_is_asked_back(
+    real_selector: Selector, text: str
+) -> None:
+    # several entries of the subject fit about equally: offer them instead of guessing one
+    decision = real_selector.decide(text, today=DAY)
+    assert decision.kind == "clarify"
+    assert 2 <= len(decision.candidates) <= 3
