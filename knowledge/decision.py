@@ -61,6 +61,7 @@ FEATURE_NAMES = (
     "topic_housing_fund",
     "topic_medical_insurance",
     "topic_social_insurance",
+    "measure_missing",
 )
 TOPIC_KEYS = ("business", "hotline", "housing_fund", "medical_insurance", "social_insurance")
 
@@ -122,6 +123,7 @@ class Features:
             else 0.0,
             math.log1p(float(np.sum(lex > lex[i1]))),
             *(1.0 if groups and groups[i1][0] == key else 0.0 for key in TOPIC_KEYS),
+            float(scores.measure_missing[i1]) if scores.measure_missing is not None else 0.0,
         )
         return cls(values)
 

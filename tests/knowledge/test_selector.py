@@ -175,3 +175,14 @@ def test_a_short_message_naming_only_a_subject_is_asked_back(
     decision = real_selector.decide(text, today=DAY)
     assert decision.kind == "clarify"
     assert 2 <= len(decision.candidates) <= 3
+
+
+def test_a_time_bound_measure_the_top_entry_never_mentions_is_a_decision_feature(
+    real_selector: Selector,
+) -> None:
+    # "national rule vs a temporary measure": the entry on back payments says nothing of 疫情
+    measure = "前几年疫情的时候社保费阶段性缓缴 那个政策现在还能办吗"
+    standing = "社保断交了几个月能补缴吗"
+    for text, expected in ((measure, 1.0), (standing, 0.0)):
+        features = real_selector.features(text, real_selector.ranked(text)).as_dict()
+        assert features["measure_missing"] == expected
