@@ -77,7 +77,7 @@ DAY = date(2026, 11, 26)  # entries are judged on a fixed day so figures do not 
 
 # Targets used when fitting thresholds (on fitting data only; below the goals so that
 # the rate on unseen data has some room).
-FIT_MAX_WRONG = 0.015  # answered but wrong, share of in-KB fitting items
+FIT_MAX_WRONG = 0.017  # answered but wrong, share of in-KB fitting items (1.5 % until round 2)
 FIT_MAX_OOKB_ANSWERED = 0.03  # answered, share of out-of-KB fitting items
 FIT_MAX_KNOWN_NONE = 0.04  # in-KB fitting items told "no entry fits"
 
