@@ -25,6 +25,10 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; sqlite:/// (default) or postgresql://",
     )
     redis_url: str | None = Field(default=None, description="Redis URL; unset = in-memory bus")
+    redis_prefix: str = Field(
+        default="h12345:",
+        description="prefix of every Redis key (two deployments, or test runs, on one Redis)",
+    )
     rasa_url: str = "http://127.0.0.1:5005"
     action_server_url: str = "http://127.0.0.1:5055"
     rasa_timeout: float = Field(default=4.0, description="seconds before the apology path")

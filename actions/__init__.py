@@ -1,5 +1,5 @@
 """Rasa-SDK actions of the 12345 assistant: thin wrappers that parse the tracker and call the
-store client (`store.client.StoreClient`) or the knowledge base (`actions.knowledge`)."""
+store client (`store.client.StoreClient`) or the knowledge package (`knowledge`)."""
 
 from store.client import warm_up_classifier
 from store.masking import install_log_mask
@@ -10,3 +10,16 @@ install_log_mask()
 # Train the category classifier now, in the background, so the first citizen's form turn stays
 # inside the gateway's reply budget.
 warm_up_classifier()
+
+
+def _warm_up_selector() -> None:
+    """Build the knowledge index in the background (embeddings come from the disk cache after
+    the first run), so the first question does not wait for it."""
+    import threading
+
+    from knowledge.selector import get_selector
+
+    threading.Thread(target=get_selector, name="selector-warm-up", daemon=True).start()
+
+
+_warm_up_selector()

@@ -52,16 +52,36 @@ DEFAULT_DEV = ROOT / "tests" / "appeals" / "dev.yml"
 # counts. The dialogue routing may start intake or answer through other actions; update
 # these sets (or `route_of`) with it, so that appeal -> intake and question -> answer stay
 # measured the way a citizen would see them.
-INTAKE_ACTIONS = frozenset({"action_start_work_order", "work_order_form"})
+INTAKE_ACTIONS = frozenset(
+    {"action_answer_in_appeal", "action_start_work_order", "work_order_form"}
+)
 ANSWER_ACTIONS = frozenset({"action_answer_faq"})
+# These two decide at run time (knowledge.selector): the same decision as the action decides
+# whether the citizen gets an answer, candidates, "no entry fits" or the intake of a story.
+DECIDING_ACTIONS = frozenset({"action_answer_faq", "action_clarify"})
+_selector: Any = None
 
 
 def route_of(first: dict[str, Any]) -> str:
     """'intake', 'answer' or 'other' for one message's first predicted action
-    (`first` = {"intent", "action", "confidence"} from the Rasa worker)."""
-    if first.get("action") in INTAKE_ACTIONS:
+    (`first` = {"intent", "action", "confidence", "text", "ranking"} from the Rasa worker);
+    action_answer_faq / action_clarify are followed through bench/nlu.py's `turn`, i.e.
+    actions/faq.py plan_reply and actions/fallback.py, as the citizen would see them."""
+    global _selector
+    action = first.get("action")
+    if action in INTAKE_ACTIONS:
         return "intake"
-    if first.get("action") in ANSWER_ACTIONS:
+    if action in DECIDING_ACTIONS and first.get("ranking") is not None:
+        from bench.nlu import State, turn
+        from knowledge.selector import get_selector, local_today
+
+        _selector = _selector or get_selector()
+        parsed = {"intent": first["intent"], "ranking": first["ranking"]}
+        kind = turn(first["text"], parsed, State(), _selector, local_today()).kind
+        if kind == "intake":
+            return "intake"
+        return "answer" if kind in ("answer", "aspect", "aspect_unknown") else "other"
+    if action in ANSWER_ACTIONS:
         return "answer"
     return "other"
 
@@ -94,11 +114,17 @@ async def _first_actions(model: Path, texts: list[str]) -> list[dict[str, Any]]:
         intent = (
             (tracker.latest_message.intent or {}).get("name") if tracker.latest_message else None
         )
+        parse = tracker.latest_message.parse_data if tracker.latest_message else {}
         out.append(
             {
                 "intent": intent,
                 "action": names[prediction.max_confidence_index],
                 "confidence": float(prediction.max_confidence),
+                "text": text,
+                "ranking": [
+                    {"name": r.get("name"), "confidence": float(r.get("confidence") or 0.0)}
+                    for r in parse.get("intent_ranking") or []
+                ],
             }
         )
     return out
@@ -397,8 +423,10 @@ def main() -> int:
     if not args.skip_category:
         report["category"] = category_scores(appeals, args.folds, not args.no_e5, args.show_errors)
     if args.rasa:
+        from bot.text import for_nlu  # the gateway's normalisation before Rasa
+
         texts = [
-            str(item["text"])
+            for_nlu(str(item["text"]))
             for kind in ("appeals", "questions", "mixed")
             for item in data.get(kind) or []
         ]

@@ -86,7 +86,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     for_nlu("預熱")  # load opencc now, not inside a platform's reply window
     cipher = PersonalDataCipher(settings.data_key.get_secret_value())
     db = Database(settings.database_url, cipher=cipher)
-    bus = create_bus(settings.redis_url)
+    bus = create_bus(settings.redis_url, settings.redis_prefix)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     app[DB], app[BUS], app[HTTP] = db, bus, http
     app[CIPHER] = cipher

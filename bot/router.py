@@ -21,7 +21,7 @@ from bot.messages import Button, InboundMessage, Reply
 from bot.rasa_client import MESSAGE_ID, RasaClient, RasaTimeout, RasaUnavailable
 from bot.text import clean_text, for_nlu
 from store import claims, conversations, handoffs
-from store.assignment import leave_message_instead
+from store.assignment import leave_message_instead, wants_to_leave_message
 from store.bus import Bus
 from store.db import Database
 from store.masking import mask_text
@@ -209,10 +209,12 @@ class Router:
         answered = (turn.message_id, "processed")
         async with self.db.session() as s:
             owner = await handoffs.open_for(s, conv.id)
-            if owner is not None and text == LEAVE_MESSAGE:
-                # Waiting citizen chose to leave a message: back to the bot's form.
+            if owner is not None and wants_to_leave_message(text):
+                # Waiting citizen chose to leave a message (button or typed 留言 / 登记工单):
+                # back to the bot, which starts the work-order form.
                 if await leave_message_instead(s, owner):
                     owner = None
+                    text = LEAVE_MESSAGE
             if owner is not None:
                 (await s.get_one(Message, turn.message_id)).status = "processed"
                 return [], []

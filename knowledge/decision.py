@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -50,7 +51,19 @@ FEATURE_NAMES = (
     "topic_mismatch",
     "neighbour_share",
     "nearest_agrees",
+    "runner_same_subtopic",
+    "runner_same_topic",
+    "all_agree",
+    "lexical_rank",
+    # the top's topic (one indicator each): a per-topic shift of the answer threshold
+    "topic_business",
+    "topic_hotline",
+    "topic_housing_fund",
+    "topic_medical_insurance",
+    "topic_social_insurance",
+    "measure_missing",
 )
+TOPIC_KEYS = ("business", "hotline", "housing_fund", "medical_insurance", "social_insurance")
 
 
 @dataclass(frozen=True)
@@ -60,9 +73,18 @@ class Features:
     values: tuple[float, ...]
 
     @classmethod
-    def of(cls, norm_text: str, order: np.ndarray, fused: np.ndarray, scores: Any) -> Features:
-        """Features of the top candidate of a ranking (see FEATURE_NAMES)."""
+    def of(
+        cls,
+        norm_text: str,
+        order: np.ndarray,
+        fused: np.ndarray,
+        scores: Any,
+        groups: Sequence[tuple[str, str]] | None = None,
+    ) -> Features:
+        """Features of the top candidate of a ranking (see FEATURE_NAMES); `groups` are the
+        entries' (topic, subtopic) pairs, aligned with the scores."""
         i1 = int(order[0])
+        i2 = int(order[1]) if len(order) > 1 else i1
         s1 = float(fused[i1])
         s2 = float(fused[int(order[1])]) if len(order) > 1 else 0.0
         dense = scores.dense_max
@@ -90,6 +112,18 @@ class Features:
             float(scores.topic_mismatch[i1]) if scores.topic_mismatch is not None else 0.0,
             float(np.mean(near == i1)) if len(near) else 0.0,
             1.0 if len(near) and int(near[0]) == i1 else 0.0,
+            # a runner-up of the same subtopic is a near-duplicate: ask back; one of another
+            # topic is a lexical accident
+            1.0 if groups and i2 != i1 and groups[i2] == groups[i1] else 0.0,
+            1.0 if groups and i2 != i1 and groups[i2][0] == groups[i1][0] else 0.0,
+            1.0
+            if int(np.argmax(dense)) == i1
+            and int(np.argmax(centroid)) == i1
+            and int(np.argmax(lex)) == i1
+            else 0.0,
+            math.log1p(float(np.sum(lex > lex[i1]))),
+            *(1.0 if groups and groups[i1][0] == key else 0.0 for key in TOPIC_KEYS),
+            float(scores.measure_missing[i1]) if scores.measure_missing is not None else 0.0,
         )
         return cls(values)
 
@@ -127,10 +161,22 @@ class DecisionModel:
     # ("公积金怎么提取") score high on several entries and the held-out examples, each written
     # for one entry, hardly contain them. Fixed by design, not fitted; its cost is measured.
     min_margin: float = 0.01
+    # a short message ("公司要注销", "医保缴费问题") names a subject, rarely which of its entries:
+    # up to `short_length` characters the runner-up must be `short_min_margin` behind. Fixed by
+    # design like min_margin (the held-out examples hardly contain such lines); cost measured.
+    short_length: int = 10
+    short_min_margin: float = 0.015
     # rule used without a calibration file: fused top score and margin
     rule_answer_top: float = 0.84
     rule_answer_margin: float = 0.03
     rule_none_top: float = 0.78
+
+    def margin_ok(self, features: Features) -> bool:
+        """Whether the top is far enough ahead of the runner-up to be answered at all."""
+        x = features.values
+        short = x[9] <= math.log1p(self.short_length)  # log_length
+        floor = max(self.min_margin, self.short_min_margin) if short else self.min_margin
+        return x[1] >= floor
 
     def decide(self, features: Features) -> tuple[Literal["answer", "clarify", "none"], float]:
         """The decision and the probability that the top candidate is right."""
@@ -143,7 +189,7 @@ class DecisionModel:
                 return "none", top
             return "clarify", top
         p = self.p_right.prob(x)
-        if p >= self.answer_threshold and x[1] >= self.min_margin:
+        if p >= self.answer_threshold and self.margin_ok(features):
             return "answer", p
         if self.p_known.prob(x) < self.none_threshold:
             return "none", p

@@ -16,7 +16,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from knowledge.embed import Embedder, Prefix
 from knowledge.entries import FaqEntry
-from knowledge.text import bigrams, content_chars, normalize, topics_named
+from knowledge.text import bigrams, content_chars, measure_words, normalize, topics_named
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class Scores:
     ridge: np.ndarray | None = None  # linear (ridge) classifier score over e5 vectors
     topic_mismatch: np.ndarray | None = None  # 1 where the query names topics, not this one
     neighbours: np.ndarray | None = None  # entries of the 10 nearest texts, nearest first
+    measure_missing: np.ndarray | None = None  # 1 where the query's measure words are not in
+    # the entry's texts or answer (see knowledge.text.measure_words)
 
 
 NEIGHBOURS = 10  # nearest texts whose entries vote in the decision features
@@ -78,7 +80,9 @@ class Index:
                 grams |= bigrams(content_chars(t)) | bigrams(t)
             self.entry_bigrams.append(grams)
         self.texts = texts
+        self.full_texts = [normalize(" ".join((*e.texts, e.answer))) for e in self.entries]
         self.topic_keys = np.array([e.topic_key for e in self.entries])
+        self.groups = [(e.topic_key, e.subtopic) for e in self.entries]
         self.owner = np.asarray(owner, dtype=np.int64)
         self.starts = np.flatnonzero(np.r_[True, self.owner[1:] != self.owner[:-1]])
         self.sizes = np.diff(np.r_[self.starts, len(self.owner)])
@@ -166,6 +170,12 @@ class Index:
         mismatch = np.zeros(len(self.entries), dtype=np.float32)
         if named:
             mismatch = (~np.isin(self.topic_keys, list(named))).astype(np.float32)
+        measure = measure_words(norm_text)
+        missing = None
+        if measure:
+            missing = np.array(
+                [any(w not in t for w in measure) for t in self.full_texts], dtype=np.float32
+            )
         k = min(NEIGHBOURS, len(sims))
         nearest = np.argpartition(-sims, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
         nearest = nearest[np.argsort(-sims[nearest], kind="stable")]
@@ -179,4 +189,5 @@ class Index:
             ridge,
             mismatch,
             self.owner[nearest],
+            missing,
         )

@@ -161,7 +161,7 @@ class Selector:
 
     def features(self, norm_text: str, ranked: Ranked) -> Features:
         """Decision features of a ranking (top candidate vs the rest)."""
-        return Features.of(norm_text, ranked.order, ranked.fused, ranked.scores)
+        return Features.of(norm_text, ranked.order, ranked.fused, ranked.scores, self.index.groups)
 
     def decide_ranked(self, norm_text: str, ranked: Ranked, day: date) -> Decision:
         """Decide on an already computed ranking."""

@@ -134,3 +134,13 @@ TOPIC_MARKERS: dict[str, re.Pattern[str]] = {
 def topics_named(text: str) -> frozenset[str]:
     """The topic keys a normalised text names explicitly."""
     return frozenset(key for key, pattern in TOPIC_MARKERS.items() if pattern.search(text))
+
+
+# Words of a time-bound measure (an epidemic-era relief, a subsidy of some year): an entry that
+# never mentions them states the standing rule, not the measure asked about.
+_MEASURE = re.compile("疫情|新冠|阶段性|临时性|缓缴|减免|补贴|20[0-3][0-9]年")
+
+
+def measure_words(text: str) -> frozenset[str]:
+    """The time-bound-measure words a normalised text contains."""
+    return frozenset(_MEASURE.findall(text))

@@ -16,7 +16,7 @@ step "mypy (store/, config.py: see [tool.mypy] in pyproject.toml)"
 .venv/bin/mypy || status=1
 
 step "rasa data validate"
-.venv-rasa/bin/rasa data validate --quiet || status=1  # 2 inherent warnings: see docs/nlu.md
+.venv-rasa/bin/rasa data validate --quiet || status=1
 
 step "rasa test (tests/rasa/test_*.yml)"
 .venv-rasa/bin/rasa test core --model models/current.tar.gz --stories tests/rasa \

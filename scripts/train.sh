@@ -8,25 +8,27 @@ cd "$(dirname "$0")/.."
 CACHE="${HOTLINE_MODEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hotline12345/models}"
 mkdir -p models "$CACHE"
 
-# The FAQ training data is generated from the knowledge base first (it is part of the hash).
-if [ -f scripts/gen_faq_nlu.py ]; then
-  .venv/bin/python scripts/gen_faq_nlu.py >/dev/null
-fi
-
 inputs=(domain.yml config.yml data)
 [ -d nlu_components ] && inputs+=(nlu_components)
-hash=$(find "${inputs[@]}" -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+# data/faq is the knowledge base: answers are chosen from it at run time (knowledge/), Rasa
+# does not read it, so editing an entry must not retrain the model.
+hash=$(find "${inputs[@]}" -type f ! -name '*.pyc' ! -path 'data/faq/*' -print0 | sort -z \
+  | xargs -0 sha256sum | sha256sum | cut -c1-16)
 model="models/${hash}.tar.gz"
 
 if [ ! -f "$model" ] && [ -f "$CACHE/${hash}.tar.gz" ]; then
   cp "$CACHE/${hash}.tar.gz" "$model"
+  [ -f "$CACHE/${hash}.train-seconds" ] && cp "$CACHE/${hash}.train-seconds" models/
 fi
 if [ ! -f "$model" ]; then
   echo "==> training Rasa model ${hash} (inputs changed)"
   start=$(date +%s)
   .venv-rasa/bin/rasa train --fixed-model-name "$hash" --out models --quiet
-  echo "==> trained in $(( $(date +%s) - start )) s"
+  seconds=$(( $(date +%s) - start ))
+  echo "==> trained in ${seconds} s"
+  echo "$seconds" > "models/${hash}.train-seconds"  # bench/nlu.py reports it
   cp "$model" "$CACHE/${hash}.tar.gz"
+  cp "models/${hash}.train-seconds" "$CACHE/${hash}.train-seconds"
 else
   echo "==> Rasa model ${hash} is up to date"
 fi

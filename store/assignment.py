@@ -3,6 +3,7 @@ and the hand-off metrics kept for analytics (time to hand-off, wait, handling ti
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -263,6 +264,18 @@ def was_noticed(handoff: Handoff) -> bool:
 
 
 LEAVE_MESSAGE_PAYLOAD = "/leave_message"
+# What a waiting citizen types instead of pressing the 留言登记工单 button (punctuation ignored).
+LEAVE_MESSAGE_WORDS = frozenset(
+    "留言 我要留言 我想留言 留个言 留言吧 留言登记 留言登记工单 登记工单 我要登记工单 登记 "
+    "我要登记 帮我登记 登记一下 那就留言 那我留言 先留言 我先留言 我要留言登记 提交工单".split()
+)
+_NOT_WORDS = re.compile(r"[\s，。,.!！?？~～、]+")
+
+
+def wants_to_leave_message(text: str) -> bool:
+    """True for the 留言登记工单 button's payload or the same wish typed as words."""
+    text = (text or "").strip()
+    return text == LEAVE_MESSAGE_PAYLOAD or _NOT_WORDS.sub("", text) in LEAVE_MESSAGE_WORDS
 
 
 async def leave_message_instead(session: AsyncSession, handoff: Handoff) -> bool:

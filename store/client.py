@@ -72,7 +72,10 @@ class StoreClient:
         """Build from DATABASE_URL, REDIS_URL and DATA_KEY."""
         settings = get_settings()
         cipher = PersonalDataCipher(settings.data_key.get_secret_value())
-        return cls(Database(settings.database_url, cipher=cipher), create_bus(settings.redis_url))
+        return cls(
+            Database(settings.database_url, cipher=cipher),
+            create_bus(settings.redis_url, settings.redis_prefix),
+        )
 
     async def propose_category(self, text: str) -> CategoryProposal:
         """The most likely top-level category for a description (computed in a worker

@@ -91,6 +91,8 @@ def settings(database_url: str, fake_rasa: FakeRasa, data_key: str) -> Settings:
         _env_file=None,
         database_url=database_url,
         redis_url=None,
+        # Tests that switch Redis on share one server: keys of one test never meet another's.
+        redis_prefix=f"h12345test:{uuid.uuid4().hex[:12]}:",
         rasa_url=fake_rasa.url,
         action_server_url="http://127.0.0.1:9",
         rasa_timeout=1.5,

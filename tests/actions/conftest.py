@@ -14,7 +14,7 @@ import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.knowledge import KnowledgeBase
+from knowledge.entries import KnowledgeBase
 from store import conversations
 from store.bus import create_bus
 from store.categories import seed_taxonomy

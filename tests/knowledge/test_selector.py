@@ -143,3 +143,46 @@ def test_get_selector_rebuilds_when_a_knowledge_base_file_changes(
     second = get_selector()
     assert second is not first
     assert second.kb.get("t_card_apply") is not None
+
+
+def test_decision_features_see_whether_the_runner_up_is_of_the_same_subtopic(
+    real_selector: Selector,
+) -> None:
+    # two withdrawal entries compete for a bare "公积金怎么提取": a near-duplicate runner-up
+    generic = "公积金怎么提取"
+    ranked = real_selector.ranked(generic)
+    top, runner = (real_selector.index.entries[int(i)] for i in ranked.order[:2])
+    features = real_selector.features(generic, ranked).as_dict()
+    assert (top.topic_key, top.subtopic) == (runner.topic_key, runner.subtopic)
+    assert features["runner_same_subtopic"] == 1.0
+    assert features["runner_same_topic"] == 1.0
+
+
+def test_decision_features_name_the_top_entrys_topic(real_selector: Selector) -> None:
+    # one indicator per topic lets the calibration answer more readily where it is safer
+    text = "社保卡密码忘记了被锁住了怎么解锁"
+    features = real_selector.features(text, real_selector.ranked(text)).as_dict()
+    topics = {k: v for k, v in features.items() if k.startswith("topic_") and k != "topic_mismatch"}
+    assert topics["topic_social_insurance"] == 1.0
+    assert sum(topics.values()) == 1.0
+
+
+@pytest.mark.parametrize("text", ["公司要注销", "公积金贷款的事想问问"])
+def test_a_short_message_naming_only_a_subject_is_asked_back(
+    real_selector: Selector, text: str
+) -> None:
+    # several entries of the subject fit about equally: offer them instead of guessing one
+    decision = real_selector.decide(text, today=DAY)
+    assert decision.kind == "clarify"
+    assert 2 <= len(decision.candidates) <= 3
+
+
+def test_a_time_bound_measure_the_top_entry_never_mentions_is_a_decision_feature(
+    real_selector: Selector,
+) -> None:
+    # "national rule vs a temporary measure": the entry on back payments says nothing of 疫情
+    measure = "前几年疫情的时候社保费阶段性缓缴 那个政策现在还能办吗"
+    standing = "社保断交了几个月能补缴吗"
+    for text, expected in ((measure, 1.0), (standing, 0.0)):
+        features = real_selector.features(text, real_selector.ranked(text)).as_dict()
+        assert features["measure_missing"] == expected

@@ -132,3 +132,16 @@ def test_no_real_looking_personal_numbers():
             assert len(digits) < 15, f"looks like an ID number: {item['text']}"
         for number in re.findall(r"12345-\d{8}-[0-9A-Z]{9}", item["text"]):
             assert normalize_tracking_no(number) == number, f"invalid tracking number: {number}"
+
+
+def test_multiturn_set_expects_real_entries_and_is_not_training_data():
+    """tests/nlu/multiturn.yml: every expectation is an entry id or handoff / intake / none, and
+    no opening question is a training example (the follow-ups are the brief's own phrases,
+    "需要带什么材料", "那买房呢" …, that data/nlu/questions.yml teaches DIET as questions)."""
+    convs = yaml.safe_load((ROOT / "tests" / "nlu" / "multiturn.yml").read_text(encoding="utf-8"))
+    known = {entry["id"] for entry in faq_entries()} | {"handoff", "intake", "none"}
+    turns = [t for c in convs for t in c["turns"]]
+    assert len(convs) >= 15 and len(turns) >= 40
+    assert not [t["expect"] for t in turns if t["expect"] not in known]
+    training = training_texts()
+    assert not [c["turns"][0]["text"] for c in convs if squash(c["turns"][0]["text"]) in training]
