@@ -181,7 +181,7 @@ class StoreClient:
             conv = await conversations.conversation_by_public_id(s, sender_id)
             if conv is None:
                 return HandoffTicket("抱歉，暂时无法转接人工，请稍后再试。", [])
-            handoff = await handoffs.request(s, conv, reason, seal(context, self.cipher))
+            handoff = await handoffs.request(s, conv, reason, seal(context, self.cipher, conv.id))
             settings = get_settings()
             hours = ServiceHours.parse(settings.service_hours, settings.timezone)
             now = utcnow()

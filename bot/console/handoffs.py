@@ -88,7 +88,7 @@ async def get_handoff(request: web.Request) -> web.Response:
             "tracking_no": citizen_orders[0]["tracking_no"] if citizen_orders else "",
         }
         metrics = (await assignment.metrics(session, handoff)).as_dict()
-    context = unseal(handoff.context, request.app[CIPHER])
+    context = unseal(handoff.context, request.app[CIPHER], handoff.conversation_id)
     return web.json_response(
         {
             "handoff": summary,
@@ -245,7 +245,9 @@ async def _context_entry(
         raise Refused(400, "请指定要查看的字段")
     handoff = await owned(session, user, request.match_info["id"])
     try:
-        value = context_entry(unseal(handoff.context, request.app[CIPHER]), path)
+        value = context_entry(
+            unseal(handoff.context, request.app[CIPHER], handoff.conversation_id), path
+        )
     except NoSuchEntry:
         raise NotFound("该字段不存在") from None
     dotted = ".".join(str(p) for p in path)

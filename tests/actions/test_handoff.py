@@ -52,7 +52,7 @@ async def test_form_slots_reach_the_agent_encrypted_at_rest(
     stored = json.dumps(handoff.context, ensure_ascii=False)
     for secret in ("13812345678", "王小明", "幸福路12号"):
         assert secret not in stored
-    slots = unseal(handoff.context, store.cipher)["slots"]
+    slots = unseal(handoff.context, store.cipher, handoff.conversation_id)["slots"]
     assert slots["phone"] == "13812345678"
     assert slots["contact_name"] == "王小明"
     assert slots["category"] == "urban"

@@ -171,7 +171,7 @@ async def _build(w: World, gateway, fake_rasa, settings) -> None:
         await seed_taxonomy(s)
         conv = await conversations.ensure_conversation(s, "rest", sender)
         handoff = await handoffs.open_for(s, conv.id)
-        handoff.context = seal({"slots": {"phone": "13812345678"}}, gateway.app[CIPHER])
+        handoff.context = seal({"slots": {"phone": "13812345678"}}, gateway.app[CIPHER], conv.id)
         w.handoff, w.conversation = handoff.public_id, conv.public_id
         w.message = (
             await s.execute(

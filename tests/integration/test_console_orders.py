@@ -270,7 +270,8 @@ async def test_handoff_context_is_masked_and_each_entry_revealable_with_audit(
     }
     async with gateway.app[DB].session() as s:
         conv = await conversations.ensure_conversation(s, "rest", "ctx1")
-        sealed = seal(context, gateway.app[CIPHER])  # as the action server's store client does
+        # as the action server's store client does
+        sealed = seal(context, gateway.app[CIPHER], conv.id)
         hid = (await handoffs.request(s, conv, "request_human", sealed)).public_id
     agent = await _signed_in(gateway, settings)
     try:
@@ -302,5 +303,9 @@ async def test_handoff_context_is_masked_and_each_entry_revealable_with_audit(
     async with gateway.app[DB].session() as s:
         stored = (await s.execute(select(Handoff).where(Handoff.public_id == hid))).scalar_one()
         assert "13812345678" not in str(stored.context)  # encrypted at rest
-        opened = unseal(stored.context, gateway.app[CIPHER])
+        opened = unseal(stored.context, gateway.app[CIPHER], stored.conversation_id)
         assert opened["slots"]["phone"] == "13812345678"  # masking is for display only
+        # Bound to its conversation: copied into another hand-off it opens to nothing.
+        assert "slots" not in unseal(
+            stored.context, gateway.app[CIPHER], stored.conversation_id + 1
+        )
