@@ -39,11 +39,11 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy import or_, select, update
 
-from bot.keys import BUS, DB, ROUTER, SETTINGS
+from bot.keys import BUS, CIPHER, DB, ROUTER, SETTINGS
 from bot.messages import StatusNotice
 from bot.router import Delivery
 from bot.status_messages import status_reply
-from store import lifecycle, work_orders
+from store import lifecycle, outbox, work_orders
 from store.bus import LockTimeout
 from store.models import ChannelIdentity, Conversation, Department, Outbox, WorkOrder, utcnow
 from store.outbox import WORK_ORDER_STATUS
@@ -248,6 +248,7 @@ class Notifier:
                     )
                 )
             ).all()
+        event = {**event, "note": outbox.note_of(event, self.app[CIPHER])}
         reply = status_reply(event, dept.name if dept else None)
         if reply is None:
             return None

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.errors import InvalidTransition
 from store.models import WorkOrder, WorkOrderEvent, utcnow
-from store.outbox import WORK_ORDER_STATUS, emit
+from store.outbox import WORK_ORDER_STATUS, emit, seal_note
 
 STATUSES = (
     "received",
@@ -88,16 +88,13 @@ def notify(
     session: AsyncSession, order: WorkOrder, what: str, note: str | None, actor: str = "system"
 ) -> None:
     """Queue a citizen notification about `order` (a status or 'delay'/'supervision')."""
-    emit(
-        session,
-        WORK_ORDER_STATUS,
-        {
-            "tracking_no": order.tracking_no,
-            "work_order_id": order.id,
-            "citizen_id": order.citizen_id,
-            "status": order.status,
-            "what": what,
-            "note": note,
-            "actor": actor,
-        },
-    )
+    payload = {
+        "tracking_no": order.tracking_no,
+        "work_order_id": order.id,
+        "citizen_id": order.citizen_id,
+        "status": order.status,
+        "what": what,
+        "actor": actor,
+    }
+    seal_note(payload, note, session.info.get("cipher"))  # free text: never in clear
+    emit(session, WORK_ORDER_STATUS, payload)

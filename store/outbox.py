@@ -3,6 +3,7 @@ status notices that did not reach a citizen's channel (the supervisor board)."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,12 +11,39 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.crypto import DataKeyError, PersonalDataCipher, associated_data
 from store.models import ChannelIdentity, Conversation, Message, Outbox
 
 # Topics the notifier understands.
 WORK_ORDER_STATUS = "work_order.status"
 HANDOFF_CHANGED = "handoff.changed"
 AGENT_MESSAGE = "conversation.message"
+
+
+NOTE_SEALED = "note_enc"
+
+
+def _note_bound_to(payload: dict[str, Any]) -> bytes:
+    return associated_data("outbox", NOTE_SEALED, f"{payload['tracking_no']}:{payload['what']}")
+
+
+def seal_note(payload: dict[str, Any], note: str | None, cipher: PersonalDataCipher | None) -> None:
+    """Put `note` (a resolution text or delay reason an agent wrote: free text that may hold
+    personal data) into `payload` encrypted, bound to the order and the event it tells of."""
+    if not note:
+        return
+    if cipher is None:
+        raise DataKeyError("no DATA_KEY to write a notice's note: open Database with a cipher")
+    blob = cipher.encrypt(note, _note_bound_to(payload))
+    payload[NOTE_SEALED] = base64.b64encode(blob).decode("ascii")
+
+
+def note_of(payload: dict[str, Any], cipher: PersonalDataCipher) -> str | None:
+    """The note of a notice, decrypted (notices written before notes were sealed: as stored)."""
+    sealed = payload.get(NOTE_SEALED)
+    if isinstance(sealed, str):
+        return cipher.decrypt(base64.b64decode(sealed), _note_bound_to(payload))
+    return payload.get("note")
 
 
 def emit(session: AsyncSession, topic: str, payload: dict[str, Any]) -> Outbox:

@@ -204,9 +204,13 @@ async def test_delay_reason_is_for_supervisors_and_reaches_the_citizen_and_looku
         assert done.status == 200
         assert (await done.json())["work_order"]["delay_reason"] == "需协调供电部门现场勘查"
         await wait_until(lambda: any("需要延期办理" in t for t in channel.texts("wo3")))
+        assert any("原因：需协调供电部门现场勘查" in t for t in channel.texts("wo3"))
     finally:
         await agent.close()
         await boss.close()
+    async with gateway.app[DB].session() as s:
+        payloads = [str(p) for p in (await s.execute(select(Outbox.payload))).scalars()]
+    assert payloads and not any("需协调" in p for p in payloads)  # the notice's note is sealed
     looked = await gateway.get(f"/api/v1/work-orders/{number}?phone_last4=5678")
     assert (await looked.json())["delay_reason"] == "需协调供电部门现场勘查"
     assert f"work_order_delay work_order:{number}" in await _audit(gateway)

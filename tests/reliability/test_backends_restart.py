@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from store.crypto import PersonalDataCipher
 from store.db import Database
 from store.models import Message
 from tests.fakes.rasa import FakeRasa
@@ -62,14 +63,13 @@ async def test_redis_restarted_under_a_running_gateway(
     assert gateway.alive() and gateway.proc.pid == pid  # the same process, never restarted
 
     # The message sent during the outage was stored, and is answered now (the sweeper).
-    db = Database(database_url)
+    db = Database(database_url, cipher=PersonalDataCipher(env["DATA_KEY"]))
     try:
 
         async def answered() -> bool:
             async with db.session() as s:
-                rows = set(
-                    (await s.execute(select(Message.sender, Message.text, Message.status))).all()
-                )
+                messages = (await s.execute(select(Message))).scalars()
+                rows = {(m.sender, m.text, m.status) for m in messages}  # text is sealed
             # (The REST channel has no push path: the answer is kept in the conversation.)
             return ("citizen", "路灯坏了好几天", "processed") in rows and any(
                 who == "bot" and text == "收到：路灯坏了好几天" for who, text, _ in rows
@@ -108,10 +108,11 @@ async def test_postgresql_restarted_under_a_running_gateway(
     # The client sends the refused message again: stored and answered once.
     status, body = await say(gateway.url, "p-1", "井盖丢了很危险", "2")
     assert status == 200 and [r["text"] for r in body] == ["收到：井盖丢了很危险"]
-    db = Database(private_postgres.url)
+    db = Database(private_postgres.url, cipher=PersonalDataCipher(env["DATA_KEY"]))
     try:
         async with db.session() as s:
-            texts = list((await s.execute(select(Message.text).order_by(Message.id))).scalars())
+            messages = (await s.execute(select(Message).order_by(Message.id))).scalars()
+            texts = [m.text for m in messages]
     finally:
         await db.close()
     assert texts.count("井盖丢了很危险") == 1

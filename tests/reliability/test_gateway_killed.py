@@ -63,7 +63,7 @@ async def test_notices_pending_when_the_gateway_is_killed_are_each_delivered_onc
         TELEGRAM_API_BASE=telegram.base_url,
     )
     migrate(env)
-    db = Database(database_url)
+    db = Database(database_url, cipher=PersonalDataCipher(env["DATA_KEY"]))
     try:
         gateway = gateways(env)
         await gateway.start()
@@ -125,7 +125,7 @@ async def test_a_push_cut_off_by_the_kill_is_made_after_the_restart(
         TELEGRAM_API_BASE=telegram.base_url,
     )
     migrate(env)
-    db = Database(database_url)
+    db = Database(database_url, cipher=PersonalDataCipher(env["DATA_KEY"]))
     try:
         gateway = gateways(env)
         await gateway.start()

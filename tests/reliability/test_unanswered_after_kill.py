@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.channels.telegram import SECRET_HEADER
+from store.crypto import PersonalDataCipher
 from store.db import Database
 from store.models import Message
 from tests.fakes.rasa import FakeRasa
@@ -40,7 +41,7 @@ async def test_a_message_stored_when_the_gateway_dies_is_answered_once_after_the
         TELEGRAM_API_BASE=telegram.base_url,
     )
     migrate(env)
-    db = Database(database_url)
+    db = Database(database_url, cipher=PersonalDataCipher(env["DATA_KEY"]))
     try:
         gateway = gateways(env)
         await gateway.start()
