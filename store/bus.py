@@ -8,6 +8,7 @@ database (outbox), never only here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -20,6 +21,7 @@ from store.errors import LockTimeout
 
 MAX_CONNECTIONS = 100  # per process; pub/sub subscriptions hold one each
 POOL_WAIT_SECONDS = 10.0
+CLOSE_SECONDS = 2.0  # unsubscribing and closing a subscription at shutdown
 
 
 class Bus(Protocol):
@@ -270,8 +272,14 @@ class RedisBus:
                 if item.get("type") == "message":
                     yield json.loads(item["data"])
         finally:
-            await pubsub.unsubscribe(self._k(topic))
-            await pubsub.aclose()
+            # Bounded: on shutdown the connection may be mid-read or gone, and an unsubscribe
+            # that never hears back must not keep the process from stopping.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_SECONDS):
+                    await pubsub.unsubscribe(self._k(topic))
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_SECONDS):
+                    await pubsub.aclose()
 
     @asynccontextmanager
     async def lock(self, name: str, ttl: float = 10.0, wait: float = 10.0) -> AsyncIterator[None]:

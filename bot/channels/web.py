@@ -519,10 +519,14 @@ async def _bus_listener(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+CLOSE_SECONDS = 2.0  # per socket at shutdown: a client that never answers the close frame
+
+
 async def _close_sockets(app: web.Application) -> None:
     for client in app[SOCKETS].all_clients():
         with contextlib.suppress(Exception):
-            await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
 def setup(app: web.Application) -> None:

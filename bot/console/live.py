@@ -256,4 +256,5 @@ async def live_ctx(app: web.Application) -> AsyncIterator[None]:
         log.exception("console watcher failed")
     for task in tasks:
         task.cancel()
-    await asyncio.gather(watching, *tasks, return_exceptions=True)
+    # Bounded like the watcher above: shutdown must end even if a subscription hangs.
+    await asyncio.wait([watching, *tasks], timeout=10)

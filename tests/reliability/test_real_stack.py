@@ -33,6 +33,7 @@ from wechatpy import parse_message
 from wechatpy.utils import WeChatSigner
 
 from bot.channels.telegram import SECRET_HEADER
+from store.crypto import PersonalDataCipher, associated_data
 from store.db import sync_url
 from store.tracking import find_in_text
 from tests.e2e.conftest import Stack, start_stack, stop
@@ -130,6 +131,30 @@ def scalar(stack: Stack, sql: str, **params: object) -> object:
             return conn.execute(text(sql), params).scalar_one()
     finally:
         engine.dispose()
+
+
+def citizen_texts(stack: Stack, sender: str) -> list[str]:
+    """What `sender` said, decrypted with the stack's DATA_KEY (text is sealed at rest)."""
+    cipher = PersonalDataCipher(stack.env["DATA_KEY"])
+    engine = create_engine(sync_url(stack.database_url))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    """SELECT message.public_id, message.text_enc FROM message JOIN conversation
+                       ON message.conversation_id = conversation.id JOIN channel_identity
+                       ON conversation.channel_identity_id = channel_identity.id
+                       WHERE channel_identity.external_id = :sender
+                       AND message.sender = 'citizen' ORDER BY message.id"""
+                ),
+                {"sender": sender},
+            ).all()
+    finally:
+        engine.dispose()
+    return [
+        cipher.decrypt(blob, associated_data("message", "text_enc", public_id))
+        for public_id, blob in rows
+    ]
 
 
 def test_wechat_retries_make_one_message_per_turn_and_one_order(running) -> None:
@@ -257,16 +282,7 @@ def test_rasa_killed_mid_form_the_citizen_hears_back_within_5_s(running) -> None
     assert "抱歉" in text_of(replies) and "人工" in text_of(replies)
 
     # Nothing is lost: the message is stored and the chat waits for an agent.
-    stored = scalar(
-        stack,
-        """SELECT count(*) FROM message JOIN conversation
-           ON message.conversation_id = conversation.id JOIN channel_identity
-           ON conversation.channel_identity_id = channel_identity.id
-           WHERE channel_identity.external_id = :sender AND message.text = :said""",
-        sender=sender,
-        said="幸福小区东门，某某路12号",
-    )
-    assert stored == 1
+    assert citizen_texts(stack, sender).count("幸福小区东门，某某路12号") == 1
     reason = scalar(
         stack,
         """SELECT handoff.reason FROM handoff JOIN conversation
